@@ -1,0 +1,1 @@
+"""datasets of mmseg_kdas."""

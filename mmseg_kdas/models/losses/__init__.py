@@ -1,0 +1,1 @@
+"""losses of mmseg_kdas."""

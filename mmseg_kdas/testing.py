@@ -1,0 +1,128 @@
+"""Helpers to exercise a segmentor config on CPU in seconds.
+
+In the spirit of mmseg's ``tests/test_models/test_segmentors/utils.py``:
+:func:`check_segmentor` builds a model from its config and runs loss mode,
+``train_step``, ``val_step`` and tensor mode on a tiny random batch, checking
+what each mode must return. Tests of new models and distillers reuse it.
+"""
+import math
+from typing import Dict, Sequence, Tuple, Union
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+
+def make_batch(batch_size: int = 2,
+               img_size: Tuple[int, int] = (64, 64),
+               num_classes: int = 2,
+               seed: int = 0) -> Dict[str, list]:
+    """A batch as a dataloader gives it: uint8 images and data samples.
+
+    Args:
+        batch_size: Number of images.
+        img_size: (H, W) of every image.
+        num_classes: Labels are drawn from ``range(num_classes)``.
+        seed: Seed of the generator.
+
+    Returns:
+        ``dict(inputs=[3xHxW uint8 tensors], data_samples=[SegDataSample])``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    h, w = img_size
+    inputs, samples = [], []
+    for _ in range(batch_size):
+        inputs.append(
+            torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8))
+        gt = torch.randint(0, num_classes, (1, h, w), generator=gen)
+        sample = SegDataSample(
+            gt_sem_seg=PixelData(data=gt),
+            metainfo=dict(
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                pad_shape=(h, w),
+                scale_factor=(1.0, 1.0),
+                flip=False,
+                flip_direction=None))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def _finite_losses(losses: dict) -> None:
+    assert losses, 'loss mode returned no losses'
+    assert any('loss' in k for k in losses), (
+        f'no key contains "loss", nothing would be optimised: {list(losses)}')
+    for key, value in losses.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            assert torch.isfinite(torch.as_tensor(v)).all(), (
+                f'{key} is not finite: {v}')
+
+
+def check_segmentor(model_cfg: Union[dict, Config, ConfigDict],
+                    img_size: Tuple[int, int] = (64, 64),
+                    batch_size: int = 2,
+                    num_classes: int = 2,
+                    lr: float = 0.01) -> Dict[str, object]:
+    """Run every mode of a segmentor on CPU and check what each returns.
+
+    Args:
+        model_cfg: The ``model`` part of a config (or a whole config, whose
+            ``model`` is used).
+        img_size: (H, W) of the random images.
+        batch_size: Images per batch.
+        num_classes: Range of the random labels.
+        lr: Learning rate of the SGD step of ``train_step``.
+
+    Returns:
+        dict with ``model``, ``losses`` (loss mode), ``log_vars``
+        (train_step), ``predictions`` (val_step) and ``tensor`` (tensor mode)
+        for further checks by the caller.
+    """
+    init_default_scope('mmseg')
+    if isinstance(model_cfg, Config) or 'model' in model_cfg:
+        model_cfg = model_cfg['model']
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    data = make_batch(batch_size, img_size, num_classes)
+
+    model.train()
+    processed = model.data_preprocessor(data, True)
+    losses = model(**processed, mode='loss')
+    _finite_losses(losses)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    assert params, 'the model has no trainable parameters'
+    before = [p.detach().clone() for p in params]
+    optim_wrapper = OptimWrapper(torch.optim.SGD(params, lr=lr))
+    log_vars = model.train_step(data, optim_wrapper)
+    assert math.isfinite(float(log_vars['loss'])), log_vars
+    assert any(not torch.equal(b, p) for b, p in zip(before, params)), (
+        'train_step changed no parameter')
+
+    model.eval()
+    with torch.no_grad():
+        predictions = model.val_step(data)
+    assert len(predictions) == batch_size
+    for pred in predictions:
+        seg = pred.pred_sem_seg.data
+        assert tuple(seg.shape[-2:]) == tuple(img_size), seg.shape
+        assert int(seg.min()) >= 0 and int(seg.max()) < num_classes
+        assert torch.isfinite(pred.seg_logits.data).all()
+
+    with torch.no_grad():
+        tensor = model(**model.data_preprocessor(data, False), mode='tensor')
+    outs: Sequence = tensor if isinstance(tensor, (list, tuple)) else [tensor]
+    for out in outs:
+        assert torch.isfinite(out).all()
+    return dict(
+        model=model,
+        losses=losses,
+        log_vars=log_vars,
+        predictions=predictions,
+        tensor=tensor)

@@ -1,0 +1,1 @@
+"""utils of mmseg_kdas."""

@@ -1,0 +1,4 @@
+_base_ = ['./tiny_segformer.py']
+custom_imports = dict(
+    imports=['mmseg_kdas', 'kdas_test_hooks'], allow_failed_imports=False)
+custom_hooks = [dict(type='KDASTestRecordHook')]

@@ -1,0 +1,91 @@
+"""tools/train.py and tools/dist_train.sh on a tiny CPU run."""
+import os
+import os.path as osp
+import signal
+import subprocess
+
+import pytest
+import torch
+
+from conftest import CONFIGS, ROOT
+
+
+def run_tool(args, work_dir, python, check=True):
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [osp.join(ROOT, 'tests', 'data'), ROOT, env.get('PYTHONPATH', '')])
+    env['PYTHON'] = python
+    env.setdefault('OMP_NUM_THREADS', '1')
+    proc = subprocess.run(
+        args + ['--work-dir', str(work_dir)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600)
+    if check and proc.returncode != 0:
+        pytest.fail(f'{" ".join(args)} exited {proc.returncode}:\n'
+                    f'{proc.stdout[-4000:]}')
+    return proc
+
+
+def train(cfg, work_dir, python, data_root, *extra, check=True):
+    return run_tool([
+        python, 'tools/train.py',
+        osp.join(CONFIGS, cfg), '--cfg-options',
+        f'train_dataloader.dataset.data_root={data_root}', *extra
+    ], work_dir, python, check)
+
+
+def load(path):
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def test_resume_after_kill(tmp_path, python, binary_data_root):
+    straight = tmp_path / 'straight'
+    train('tiny_segformer.py', straight, python, binary_data_root)
+
+    killed = tmp_path / 'killed'
+    proc = train('tiny_segformer_kill.py', killed, python, binary_data_root,
+                 check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout[-3000:]
+    assert osp.isfile(killed / 'iter_3.pth')
+    assert not osp.exists(killed / 'iter_6.pth')
+
+    train('tiny_segformer_record.py', killed, python, binary_data_root,
+          '--resume')
+    start = load(killed / 'start_rank0.pth')
+    ckpt3 = load(killed / 'iter_3.pth')
+    # The resumed run starts at iteration 3 with the weights, optimizer
+    # state and logged history of the checkpoint.
+    assert start['iter'] == 3
+    assert start['state_dict'].keys() == ckpt3['state_dict'].keys()
+    for key, value in ckpt3['state_dict'].items():
+        assert torch.equal(start['state_dict'][key], value), key
+    steps = [s['step'] for s in start['optimizer']['state'].values()]
+    assert steps and all(int(s) == 3 for s in steps)
+    assert len(start['loss_history']) == 3
+
+    # ... and ends where the uninterrupted run ends.
+    final = load(killed / 'iter_6.pth')
+    ref = load(straight / 'iter_6.pth')
+    assert final['meta']['iter'] == ref['meta']['iter'] == 6
+    for key, value in ref['state_dict'].items():
+        torch.testing.assert_close(
+            final['state_dict'][key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_dist_train_two_gloo_processes(tmp_path, python, binary_data_root):
+    work_dir = tmp_path / 'dist'
+    run_tool([
+        'bash', 'tools/dist_train.sh',
+        osp.join(CONFIGS, 'tiny_segformer_record.py'), '2', '--cfg-options',
+        f'train_dataloader.dataset.data_root={binary_data_root}'
+    ], work_dir, python)
+    for rank in (0, 1):
+        assert load(work_dir / f'start_rank{rank}.pth')['world_size'] == 2
+    ckpt = load(work_dir / 'iter_6.pth')
+    assert ckpt['meta']['iter'] == 6
+    assert all(torch.isfinite(v).all() for v in ckpt['state_dict'].values()
+               if v.is_floating_point())
