@@ -89,7 +89,15 @@ else
     say "mmcv: raising its -std=c++17 to -std=c++$CXX_STD for this torch"
     sed -i "s/-std=c++17/-std=c++$CXX_STD/g" "$SRC/setup.py"
   fi
-  total=$(find "$SRC/mmcv/ops/csrc/pytorch" -name '*.cpp' | wc -l)
+  total=$(find "$SRC/mmcv/ops/csrc/pytorch" -maxdepth 2 -name '*.cpp' \
+            -not -path '*/cuda/*' -not -path '*/npu/*' -not -path '*/mlu/*' \
+            -not -path '*/mps/*' \
+            | wc -l)
+  if [ "$WITH_CUDA" = 1 ]; then
+    total=$(( total + $(find "$SRC/mmcv/ops/csrc/pytorch/cuda" \
+                          -name '*.cu' -o -name '*.cpp' \
+                          | wc -l) ))
+  fi
   (
     cd "$SRC"
     MMCV_WITH_OPS=1 FORCE_CUDA=$WITH_CUDA "$PY" -m pip wheel -v --no-deps \
@@ -99,7 +107,7 @@ else
   while kill -0 "$pid" 2>/dev/null; do
     sleep 30
     done_=$(find "$SRC/build" -name "*.o" 2>/dev/null | wc -l || true)
-    say "mmcv: compiled $done_ of about $total sources"
+    say "mmcv: compiled $done_ of $total sources"
   done
   wait "$pid" || { tail -n 40 "$BUILD/build.log" >&2
                    fail "mmcv build failed; full log: $BUILD/build.log"; }

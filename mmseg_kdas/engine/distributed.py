@@ -15,10 +15,11 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import MODEL_WRAPPERS
 
-from mmseg.registry import MODEL_WRAPPERS
 
-
+# In mmengine's root registry: the runner looks wrappers up there with
+# ``MODEL_WRAPPERS.get``, which does not search mmseg's child registry.
 @MODEL_WRAPPERS.register_module()
 class CPUDistributedDataParallel(MMDistributedDataParallel):
     """:class:`MMDistributedDataParallel` for modules that live on the CPU.

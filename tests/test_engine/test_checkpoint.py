@@ -74,7 +74,7 @@ def test_local_loader_is_weights_only(tmp_path):
         torch.ones(2))
 
     evil = tmp_path / 'evil.pth'
-    torch.save({'hub': HistoryBuffer([1.0])}, evil)
+    torch.save({'hub': HistoryBuffer([1.0], [1])}, evil)
     with pytest.raises(RuntimeError, match='evil.pth'):
         load_from_local_weights_only(str(evil))
     with pytest.raises(FileNotFoundError, match='missing.pth'):
@@ -84,6 +84,6 @@ def test_local_loader_is_weights_only(tmp_path):
 def test_mmengine_loads_local_files_through_it(tmp_path):
     from mmengine.runner import CheckpointLoader
     evil = tmp_path / 'evil.pth'
-    torch.save({'hub': HistoryBuffer([1.0])}, evil)
+    torch.save({'hub': HistoryBuffer([1.0], [1])}, evil)
     with pytest.raises(RuntimeError, match='weights-only'):
         CheckpointLoader.load_checkpoint(str(evil), map_location='cpu')

@@ -1,1 +1,4 @@
-"""backbones of mmseg_kdas."""
+"""Backbones of mmseg_kdas."""
+from .pvtv2 import PVTv2
+
+__all__ = ['PVTv2']

@@ -1,1 +1,4 @@
-"""decode_heads of mmseg_kdas."""
+"""Decode heads of mmseg_kdas."""
+from .polyp_pvt_head import PolypPVTHead
+
+__all__ = ['PolypPVTHead']

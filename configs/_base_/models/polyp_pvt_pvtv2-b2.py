@@ -1,0 +1,34 @@
+# Polyp-PVT (Dong et al., CAAI AIR 2023): PVTv2-B2 backbone + PolypPVTHead.
+# The head outputs two 1-channel logit maps [P1, P2]; the prediction is
+# sigmoid(P1 + P2) > threshold. Needs custom_imports of mmseg_kdas.
+norm_cfg = dict(type='BN', requires_grad=True)
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255)
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        type='PVTv2',
+        arch='b2',
+        out_indices=(0, 1, 2, 3),
+        drop_path_rate=0.1,
+        # the official ImageNet file, loaded as it is (head dropped)
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='pretrain/pvt_v2_b2.pth')),
+    decode_head=dict(
+        type='PolypPVTHead',
+        in_channels=[64, 128, 320, 512],
+        channels=32,
+        num_classes=2,
+        out_channels=1,
+        threshold=0.5,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(type='StructureLoss', loss_weight=1.0)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))

@@ -1,0 +1,26 @@
+# SegFormer MiT-B2 (mmseg's own backbone and head) on the PraNet polyp split
+# with two classes (softmax cross-entropy): the teacher of
+# kdas_segformer-mit-b2_segformer-mit-b0_1xb16-100e_pranet-352x352.py.
+# Train it first:
+#   python tools/train.py \
+#       configs/kdas/segformer_mit-b2_1xb16-100e_pranet-352x352.py
+_base_ = [
+    'mmseg::_base_/models/segformer_mit-b0.py',
+    '../_base_/datasets/pranet_polyp.py',
+    '../_base_/schedules/schedule_100e_polyp.py',
+    'mmseg::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
+default_scope = 'mmseg'
+
+checkpoint = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/segformer/mit_b2_20220624-66e8bf70.pth'  # noqa
+model = dict(
+    backbone=dict(
+        embed_dims=64,
+        num_heads=[1, 2, 5, 8],
+        num_layers=[3, 4, 6, 3],
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
+    decode_head=dict(
+        in_channels=[64, 128, 320, 512],
+        num_classes=2,
+        norm_cfg=dict(type='BN', requires_grad=True)))

@@ -1,0 +1,513 @@
+"""PVTv2, the Pyramid Vision Transformer v2 backbone of Polyp-PVT."""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn.bricks import DropPath
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import (constant_init, normal_init,
+                                        trunc_normal_init)
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmseg.registry import MODELS
+from ..utils.ckpt_convert import load_pvtv2_pretrained
+
+HWShape = Tuple[int, int]
+
+
+class OverlapPatchEmbed(nn.Module):
+    """Overlapping patch embedding: a strided conv followed by LayerNorm.
+
+    Args:
+        in_channels (int): Channels of the input map.
+        embed_dim (int): Channels of the output tokens.
+        patch_size (int): Kernel size of the conv (padding is half of it).
+        stride (int): Stride of the conv.
+        norm_eps (float): Epsilon of the LayerNorm.
+    """
+
+    def __init__(self, in_channels: int, embed_dim: int, patch_size: int,
+                 stride: int, norm_eps: float) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(
+            in_channels,
+            embed_dim,
+            kernel_size=patch_size,
+            stride=stride,
+            padding=patch_size // 2)
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, HWShape]:
+        """Embed a B x C x H x W map into B x (H'W') x D tokens.
+
+        Args:
+            x (Tensor): Input map, B x C x H x W.
+
+        Returns:
+            tuple[Tensor, tuple[int, int]]: The normalised tokens and the
+            (H', W') grid they come from.
+        """
+        x = self.proj(x)
+        hw_shape = (x.shape[2], x.shape[3])
+        return self.norm(x.flatten(2).transpose(1, 2)), hw_shape
+
+
+class SpatialReductionAttention(nn.Module):
+    """Multi-head attention whose keys/values come from a reduced grid.
+
+    With ``sr_ratio > 1`` the tokens are reshaped to their grid, reduced by
+    a ``sr_ratio`` x ``sr_ratio`` conv of the same stride and normalised by
+    LayerNorm before the key/value projection.
+
+    Args:
+        dim (int): Token channels.
+        num_heads (int): Number of attention heads.
+        sr_ratio (int): Spatial-reduction ratio of keys and values.
+        qkv_bias (bool): Whether the q and kv projections have a bias.
+        attn_drop (float): Dropout rate on the attention weights.
+        proj_drop (float): Dropout rate after the output projection.
+        norm_eps (float): Epsilon of the LayerNorm after the reduction.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 sr_ratio: int,
+                 qkv_bias: bool = True,
+                 attn_drop: float = 0.,
+                 proj_drop: float = 0.,
+                 norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(
+                f'PVTv2: embedding dim {dim} is not divisible by '
+                f'num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.attn_drop = attn_drop
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.sr_ratio = sr_ratio
+        if sr_ratio > 1:
+            self.sr = nn.Conv2d(
+                dim, dim, kernel_size=sr_ratio, stride=sr_ratio)
+            self.norm = nn.LayerNorm(dim, eps=norm_eps)
+
+    def forward(self, x: Tensor, hw_shape: HWShape) -> Tensor:
+        """Attend from every token to the (reduced) token grid.
+
+        Args:
+            x (Tensor): Tokens, B x N x C with N = H * W.
+            hw_shape (tuple[int, int]): The grid (H, W) of the tokens.
+
+        Returns:
+            Tensor: B x N x C.
+        """
+        batch, num_tokens, dim = x.shape
+        head_dim = dim // self.num_heads
+        q = self.q(x).reshape(batch, num_tokens, self.num_heads, head_dim)
+        q = q.transpose(1, 2)
+        if self.sr_ratio > 1:
+            grid = x.transpose(1, 2).reshape(batch, dim, *hw_shape)
+            x = self.norm(self.sr(grid).flatten(2).transpose(1, 2))
+        kv = self.kv(x).reshape(batch, -1, 2, self.num_heads, head_dim)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+        out = out.transpose(1, 2).reshape(batch, num_tokens, dim)
+        return self.proj_drop(self.proj(out))
+
+
+class TokenDWConv(nn.Module):
+    """3x3 depth-wise conv applied to tokens laid back on their grid.
+
+    Args:
+        dim (int): Token channels.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+
+    def forward(self, x: Tensor, hw_shape: HWShape) -> Tensor:
+        """Args: x (Tensor): B x N x C tokens; hw_shape: their grid.
+
+        Returns:
+            Tensor: B x N x C.
+        """
+        batch, _, dim = x.shape
+        grid = x.transpose(1, 2).reshape(batch, dim, *hw_shape)
+        return self.dwconv(grid).flatten(2).transpose(1, 2)
+
+
+class ConvMlp(nn.Module):
+    """PVTv2 feed-forward: fc1, 3x3 depth-wise conv, GELU, fc2.
+
+    Args:
+        dim (int): Token channels.
+        hidden_dim (int): Hidden channels.
+        drop (float): Dropout rate after GELU and after fc2.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.dwconv = TokenDWConv(hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: Tensor, hw_shape: HWShape) -> Tensor:
+        """Args: x (Tensor): B x N x C tokens; hw_shape: their grid.
+
+        Returns:
+            Tensor: B x N x C.
+        """
+        x = self.drop(self.act(self.dwconv(self.fc1(x), hw_shape)))
+        return self.drop(self.fc2(x))
+
+
+class PVTv2Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)), x + mlp(norm2(x)).
+
+    Args:
+        dim (int): Token channels.
+        num_heads (int): Number of attention heads.
+        mlp_ratio (float): Hidden/input channel ratio of the MLP.
+        sr_ratio (int): Spatial-reduction ratio of the attention.
+        qkv_bias (bool): Whether q and kv projections have a bias.
+        drop (float): Dropout rate of projections and MLP.
+        attn_drop (float): Dropout rate of the attention weights.
+        drop_path (float): Stochastic-depth rate of both residual branches.
+        norm_eps (float): Epsilon of the LayerNorms.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 mlp_ratio: float,
+                 sr_ratio: int,
+                 qkv_bias: bool = True,
+                 drop: float = 0.,
+                 attn_drop: float = 0.,
+                 drop_path: float = 0.,
+                 norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = SpatialReductionAttention(
+            dim,
+            num_heads,
+            sr_ratio,
+            qkv_bias=qkv_bias,
+            attn_drop=attn_drop,
+            proj_drop=drop,
+            norm_eps=norm_eps)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 \
+            else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = ConvMlp(dim, int(dim * mlp_ratio), drop=drop)
+
+    def forward(self, x: Tensor, hw_shape: HWShape) -> Tensor:
+        """Args: x (Tensor): B x N x C tokens; hw_shape: their grid.
+
+        Returns:
+            Tensor: B x N x C.
+        """
+        x = x + self.drop_path(self.attn(self.norm1(x), hw_shape))
+        return x + self.drop_path(self.mlp(self.norm2(x), hw_shape))
+
+
+@MODELS.register_module()
+class PVTv2(BaseModule):
+    """Pyramid Vision Transformer v2 (the improved PVT of Polyp-PVT).
+
+    Paper: `PVT v2: Improved Baselines with Pyramid Vision Transformer
+    <https://arxiv.org/abs/2106.13797>`_.
+
+    Four stages; stage ``i`` is an overlapping patch embedding
+    (``patch_embed{i}``: 7x7 stride-4 conv for stage 1, 3x3 stride-2 conv
+    after), ``depths[i]`` transformer blocks (``block{i}``) with
+    spatial-reduction attention and a depth-wise-conv MLP, and a final
+    LayerNorm (``norm{i}``). The parameter names are those of the official
+    implementation, so its ImageNet files (``pvt_v2_b0.pth`` ...
+    ``pvt_v2_b5.pth``) load as they are (their classification ``head`` is
+    dropped) through ``init_cfg=dict(type='Pretrained', checkpoint=...)``;
+    an optional ``prefix`` (e.g. ``'backbone.'``) selects the backbone out
+    of a full segmentor checkpoint. Loading is strict: missing, unexpected
+    or mis-shaped keys are an error that names them.
+
+    Args:
+        arch (str | dict): ``'b0'`` ... ``'b5'``, or a dict with keys
+            ``embed_dims``, ``depths``, ``num_heads``, ``sr_ratios`` and
+            ``mlp_ratios`` (each a sequence of 4). Default: ``'b2'``.
+        in_channels (int): Input image channels. Default: 3.
+        out_indices (Sequence[int]): Stages (0-3) whose maps are returned.
+            Default: (0, 1, 2, 3).
+        qkv_bias (bool): Bias in the q/kv projections. Default: True.
+        drop_rate (float): Dropout rate. Default: 0.
+        attn_drop_rate (float): Attention dropout rate. Default: 0.
+        drop_path_rate (float): Stochastic-depth rate of the last block,
+            linearly increasing from 0 over all blocks. Default: 0.1.
+        norm_eps (float): Epsilon of the LayerNorms. Default: 1e-6.
+        frozen_stages (int): Stages ``1 .. frozen_stages`` (patch embedding,
+            blocks and norm of each) get no gradient and stay in eval mode.
+            -1 or 0 freezes nothing, 4 the whole backbone. Default: -1.
+        norm_eval (bool): Keep batch-norm layers in eval mode during
+            training. PVTv2 has only LayerNorms, which have no running
+            statistics, so this changes nothing for the standard variants;
+            it exists for interface parity with mmseg backbones.
+            Default: False.
+        init_cfg (dict, optional): ``dict(type='Pretrained',
+            checkpoint=PATH[, prefix=PREFIX])`` to load weights; None
+            for the reference random initialisation (truncated normal
+            std 0.02 for linear layers, fan-out normal for convs).
+
+    Example:
+        >>> import torch
+        >>> from mmseg_kdas.models.backbones import PVTv2
+        >>> model = PVTv2(arch='b0').eval()
+        >>> for out in model(torch.rand(1, 3, 64, 64)):
+        ...     print(tuple(out.shape))
+        (1, 32, 16, 16)
+        (1, 64, 8, 8)
+        (1, 160, 4, 4)
+        (1, 256, 2, 2)
+    """
+
+    arch_settings: Dict[str, Dict[str, List]] = {
+        'b0':
+        dict(
+            embed_dims=[32, 64, 160, 256],
+            depths=[2, 2, 2, 2],
+            num_heads=[1, 2, 5, 8],
+            sr_ratios=[8, 4, 2, 1],
+            mlp_ratios=[8, 8, 4, 4]),
+        'b1':
+        dict(
+            embed_dims=[64, 128, 320, 512],
+            depths=[2, 2, 2, 2],
+            num_heads=[1, 2, 5, 8],
+            sr_ratios=[8, 4, 2, 1],
+            mlp_ratios=[8, 8, 4, 4]),
+        'b2':
+        dict(
+            embed_dims=[64, 128, 320, 512],
+            depths=[3, 4, 6, 3],
+            num_heads=[1, 2, 5, 8],
+            sr_ratios=[8, 4, 2, 1],
+            mlp_ratios=[8, 8, 4, 4]),
+        'b3':
+        dict(
+            embed_dims=[64, 128, 320, 512],
+            depths=[3, 4, 18, 3],
+            num_heads=[1, 2, 5, 8],
+            sr_ratios=[8, 4, 2, 1],
+            mlp_ratios=[8, 8, 4, 4]),
+        'b4':
+        dict(
+            embed_dims=[64, 128, 320, 512],
+            depths=[3, 8, 27, 3],
+            num_heads=[1, 2, 5, 8],
+            sr_ratios=[8, 4, 2, 1],
+            mlp_ratios=[8, 8, 4, 4]),
+        'b5':
+        dict(
+            embed_dims=[64, 128, 320, 512],
+            depths=[3, 6, 40, 3],
+            num_heads=[1, 2, 5, 8],
+            sr_ratios=[8, 4, 2, 1],
+            mlp_ratios=[4, 4, 4, 4]),
+    }
+    num_stages = 4
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'b2',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.1,
+                 norm_eps: float = 1e-6,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        settings = self._parse_arch(arch)
+        self.embed_dims = settings['embed_dims']
+        self.depths = settings['depths']
+        self.out_indices = tuple(out_indices)
+        if not self.out_indices or any(
+                i not in range(self.num_stages) for i in self.out_indices):
+            raise ValueError(f'PVTv2: out_indices must be a non-empty subset '
+                             f'of 0..3, got {out_indices}')
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'PVTv2: frozen_stages must be in -1..4, got '
+                             f'{frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+
+        total = sum(self.depths)
+        rates = [
+            drop_path_rate * i / (total - 1) if total > 1 else 0.
+            for i in range(total)
+        ]
+        cur = 0
+        channels = in_channels
+        for i in range(self.num_stages):
+            dim = self.embed_dims[i]
+            self.add_module(
+                f'patch_embed{i + 1}',
+                OverlapPatchEmbed(
+                    channels,
+                    dim,
+                    patch_size=7 if i == 0 else 3,
+                    stride=4 if i == 0 else 2,
+                    norm_eps=norm_eps))
+            self.add_module(
+                f'block{i + 1}',
+                nn.ModuleList([
+                    PVTv2Block(
+                        dim,
+                        settings['num_heads'][i],
+                        settings['mlp_ratios'][i],
+                        settings['sr_ratios'][i],
+                        qkv_bias=qkv_bias,
+                        drop=drop_rate,
+                        attn_drop=attn_drop_rate,
+                        drop_path=rates[cur + j],
+                        norm_eps=norm_eps) for j in range(self.depths[i])
+                ]))
+            self.add_module(f'norm{i + 1}', nn.LayerNorm(dim, eps=norm_eps))
+            cur += self.depths[i]
+            channels = dim
+        self._freeze_stages()
+
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, dict]) -> Dict[str, List]:
+        keys = ('embed_dims', 'depths', 'num_heads', 'sr_ratios',
+                'mlp_ratios')
+        if isinstance(arch, str):
+            if arch.lower() not in cls.arch_settings:
+                raise ValueError(f'PVTv2: unknown arch {arch!r}; choose one '
+                                 f'of {sorted(cls.arch_settings)} or pass a '
+                                 f'dict with keys {keys}')
+            return cls.arch_settings[arch.lower()]
+        if not isinstance(arch, dict) or set(arch) != set(keys):
+            raise ValueError(f'PVTv2: a custom arch must be a dict with '
+                             f'exactly the keys {keys}, got {arch!r}')
+        settings = {k: list(arch[k]) for k in keys}
+        for key, value in settings.items():
+            if len(value) != cls.num_stages:
+                raise ValueError(f'PVTv2: arch[{key!r}] needs '
+                                 f'{cls.num_stages} values, got {value}')
+        return settings
+
+    def _stage_modules(self, index: int) -> List[nn.Module]:
+        return [
+            getattr(self, f'{name}{index + 1}')
+            for name in ('patch_embed', 'block', 'norm')
+        ]
+
+    def _freeze_stages(self) -> None:
+        for i in range(max(self.frozen_stages, 0)):
+            for module in self._stage_modules(i):
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'PVTv2':
+        """Set train mode, keeping frozen stages and, with ``norm_eval``,
+        batch norms in eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def init_weights(self) -> None:
+        """Load the ``Pretrained`` checkpoint, or initialise randomly."""
+        if self.init_cfg is None:
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    trunc_normal_init(module, std=.02, bias=0.)
+                elif isinstance(module, nn.LayerNorm):
+                    constant_init(module, val=1.0, bias=0.)
+                elif isinstance(module, nn.Conv2d):
+                    fan_out = module.kernel_size[0] * module.kernel_size[
+                        1] * module.out_channels // module.groups
+                    normal_init(
+                        module, mean=0, std=math.sqrt(2.0 / fan_out), bias=0)
+        elif self.init_cfg.get('type') == 'Pretrained':
+            unknown = set(self.init_cfg) - {'type', 'checkpoint', 'prefix'}
+            if unknown or 'checkpoint' not in self.init_cfg:
+                raise ValueError(
+                    f'PVTv2: init_cfg Pretrained takes checkpoint (and '
+                    f'optionally prefix), got {self.init_cfg}')
+            checkpoint = self.init_cfg['checkpoint']
+            state_dict = load_pvtv2_pretrained(
+                checkpoint, prefix=self.init_cfg.get('prefix'))
+            self.load_pretrained_state_dict(state_dict, source=checkpoint)
+            print_log(
+                f'PVTv2: loaded {len(state_dict)} tensors from {checkpoint}',
+                logger='current')
+        else:
+            super().init_weights()
+        self._is_init = True
+
+    def load_pretrained_state_dict(self,
+                                   state_dict: Dict[str, Tensor],
+                                   source: str = 'state dict') -> None:
+        """Load ``state_dict`` strictly, naming every key at fault.
+
+        Args:
+            state_dict (dict[str, Tensor]): Backbone weights in the
+                official key layout (no classification head).
+            source (str): Where the weights come from, for the error.
+
+        Raises:
+            KeyError: On missing, unexpected or mis-shaped keys.
+        """
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(own))
+        mismatched = sorted(
+            f'{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}'
+            for k, v in own.items()
+            if k in state_dict and state_dict[k].shape != v.shape)
+        if missing or unexpected or mismatched:
+            raise KeyError(
+                f'PVTv2: {source} does not fit this backbone (embed_dims '
+                f'{self.embed_dims}, depths {self.depths}). Missing keys: '
+                f'{missing}; unexpected keys: {unexpected}; shape '
+                f'mismatches (checkpoint vs model): {mismatched}')
+        self.load_state_dict(state_dict, strict=True)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Compute the stage maps.
+
+        Args:
+            x (Tensor): Images, B x C x H x W.
+
+        Returns:
+            tuple[Tensor]: The maps of ``out_indices``, B x D_i x H/s x W/s
+            with strides s = 4, 8, 16, 32.
+        """
+        outs = []
+        for i in range(max(self.out_indices) + 1):
+            patch_embed, blocks, norm = self._stage_modules(i)
+            x, hw_shape = patch_embed(x)
+            for block in blocks:
+                x = block(x, hw_shape)
+            x = norm(x)
+            x = x.transpose(1, 2).reshape(x.shape[0], -1, *hw_shape)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)

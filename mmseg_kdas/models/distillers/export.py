@@ -1,0 +1,94 @@
+"""Student-only checkpoints and configs from KDAS distiller runs."""
+import copy
+from collections import OrderedDict
+from typing import Optional
+
+from mmengine.config import Config
+
+from .kdas_distiller import load_model_config
+
+# Hooks and constructors that only make sense around a distiller.
+_DISTILLER_ONLY = ('DistillWeightWarmupHook', 'StudentExportHook',
+                   'KDASOptimWrapperConstructor')
+
+
+def student_state_dict(state_dict: dict, prefix: str = 'student.') -> dict:
+    """Keep the student's entries of a distiller state dict, unprefixed.
+
+    Args:
+        state_dict (dict): State dict of a :class:`KDASDistiller`.
+        prefix (str): Prefix of the student's keys. Defaults to 'student.'.
+
+    Returns:
+        OrderedDict: The student's state dict, loadable into the student
+        segmentor (teacher and SGM adapters are dropped).
+    """
+    student = OrderedDict((key[len(prefix):], value)
+                          for key, value in state_dict.items()
+                          if key.startswith(prefix))
+    if not student:
+        raise KeyError(f'no key starts with {prefix!r}: not a KDASDistiller '
+                       'checkpoint')
+    return student
+
+
+def student_config(cfg: Config) -> Config:
+    """Turn a KDAS run config into the student's own mmseg config.
+
+    The data pipelines, evaluators and runtime settings are kept; ``model``
+    becomes the student (with the distiller's data preprocessor when the
+    student has none) and distiller-only hooks and the distiller's optimizer
+    constructor are removed.
+
+    Args:
+        cfg (Config): Config whose ``model`` is a ``KDASDistiller``.
+
+    Returns:
+        Config: A new config, e.g. for ``mmseg.apis.init_model``.
+    """
+    cfg = copy.deepcopy(cfg)
+    model = cfg.get('model')
+    if model is None or model.get('type') != 'KDASDistiller':
+        raise ValueError('student_config needs a config whose model is a '
+                         'KDASDistiller, got model type '
+                         f"{None if model is None else model.get('type')}")
+    student = load_model_config(model['student'], 'student')
+    if student.get('data_preprocessor') is None and model.get(
+            'data_preprocessor') is not None:
+        student['data_preprocessor'] = copy.deepcopy(
+            model['data_preprocessor'])
+    cfg.model = student
+    if cfg.get('custom_hooks'):
+        cfg.custom_hooks = [
+            hook for hook in cfg.custom_hooks
+            if hook.get('type') not in _DISTILLER_ONLY
+        ]
+    optim_wrapper = cfg.get('optim_wrapper')
+    if optim_wrapper is not None and optim_wrapper.get(
+            'constructor') in _DISTILLER_ONLY:
+        optim_wrapper.pop('constructor')
+    return cfg
+
+
+def student_checkpoint(checkpoint: dict,
+                       cfg: Optional[Config] = None) -> dict:
+    """A student-only mmseg checkpoint from a distiller checkpoint.
+
+    Args:
+        checkpoint (dict): A checkpoint saved by the runner of a KDAS run
+            (``state_dict`` and ``meta``), or a bare distiller state dict.
+        cfg (Config, optional): The student config (see
+            :func:`student_config`), stored as ``meta['cfg']`` text so that
+            inferencers can rebuild the model. Defaults to None.
+
+    Returns:
+        dict: ``{'meta': ..., 'state_dict': ...}`` without teacher keys,
+        optimizer or message-hub state.
+    """
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    meta = dict(checkpoint.get('meta', {})) if 'state_dict' in checkpoint \
+        else {}
+    meta.pop('cfg', None)
+    if cfg is not None:
+        meta['cfg'] = cfg.pretty_text
+    return dict(meta=meta, state_dict=student_state_dict(state_dict))

@@ -1,0 +1,540 @@
+"""The KDAS distiller: a frozen teacher segmentor teaches a student one."""
+import copy
+import logging
+import os.path as osp
+from functools import partial
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+from mmengine.model import ModuleList
+from torch import Tensor
+
+from mmseg.models.segmentors import BaseSegmentor
+from mmseg.registry import MODELS
+from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
+                         OptSampleList, SampleList, add_prefix)
+from ..utils import load_state_dict_file, polyp_pvt_convert
+
+ModelConfig = Union[str, ConfigType]
+# Where a distilled map comes from: an int is an index into the decode
+# head's output (a tensor counts as a one-element list); a str names a module
+# of the segmentor (``named_modules()``), optionally followed by ``:index``
+# when that module returns a tuple or list, e.g. ``'backbone:3'``.
+MapSource = Union[int, str]
+
+# Preprocessing options that must agree between teacher and student, since
+# both see the one batch the distiller's data preprocessor produces.
+_SHARED_PREPROCESSING = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr')
+
+
+class _Source(NamedTuple):
+    """A parsed :data:`MapSource`."""
+    module: Optional[str]  # None: the decode head's output
+    index: Optional[int]  # None: the module's whole (tensor) output
+
+    def __str__(self) -> str:
+        if self.module is None:
+            return f'decode-head output {self.index}'
+        if self.index is None:
+            return f'module {self.module!r}'
+        return f'module {self.module!r} output {self.index}'
+
+
+def load_model_config(model: ModelConfig, role: str = 'model') -> ConfigDict:
+    """Return a segmentor's model config from a dict or a config file.
+
+    Args:
+        model (str | dict): A model config dict, or the path of a config file
+            whose ``model`` variable is used. ``'package::path'`` paths (e.g.
+            ``'mmseg::segformer/...py'``) are resolved by mmengine.
+        role (str): Name used in error messages. Defaults to 'model'.
+
+    Returns:
+        ConfigDict: A copy of the model config.
+    """
+    if isinstance(model, str):
+        if '::' in model:
+            from mmengine.hub import get_config
+            cfg = get_config(model)
+        else:
+            if not osp.isfile(model):
+                raise FileNotFoundError(
+                    f'{role} config file not found: {model}')
+            cfg = Config.fromfile(model)
+        if 'model' not in cfg:
+            raise KeyError(f'{role} config {model} has no `model` variable')
+        return ConfigDict(copy.deepcopy(cfg.model))
+    if isinstance(model, dict):
+        return ConfigDict(copy.deepcopy(model))
+    raise TypeError(f'{role} must be a config dict or a config file path, '
+                    f'got {type(model).__name__}')
+
+
+def _is_reference_polyp_pvt(state_dict: Dict[str, Any]) -> bool:
+    """Whether keys look like the authors' Polyp-PVT ``state_dict``."""
+    return (not any(k.startswith('decode_head.') for k in state_dict)
+            and any(k.startswith(('CFM.', 'SAM.', 'out_CFM.', 'out_SAM.'))
+                    for k in state_dict))
+
+
+def _format_keys(keys: Sequence[str], limit: int = 10) -> str:
+    shown = ', '.join(keys[:limit])
+    more = len(keys) - limit
+    return shown + (f' (and {more} more)' if more > 0 else '')
+
+
+def load_teacher_weights(teacher: nn.Module, path: str) -> None:
+    """Load a teacher checkpoint strictly, weights-only, on the CPU.
+
+    Args:
+        teacher (nn.Module): The teacher segmentor.
+        path (str): Local checkpoint, read by
+            :func:`mmseg_kdas.models.utils.load_state_dict_file`
+            (``torch.load(map_location='cpu', weights_only=True)``): an
+            mmseg/mmengine checkpoint (``{'state_dict': ...}``), a bare state
+            dict, or the authors' Polyp-PVT / KDAS state dict (keys renamed
+            on the fly by :func:`mmseg_kdas.models.utils.polyp_pvt_convert`).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If it cannot be read weights-only or holds no state
+            dict.
+        KeyError: If the checkpoint misses keys of the teacher or has keys
+            the teacher does not, naming them.
+    """
+    state_dict = load_state_dict_file(path)
+    if _is_reference_polyp_pvt(state_dict):
+        state_dict = polyp_pvt_convert(state_dict)
+    missing, unexpected = teacher.load_state_dict(state_dict, strict=False)
+    if missing or unexpected:
+        problems = []
+        if missing:
+            problems.append(f'missing keys: {_format_keys(missing)}')
+        if unexpected:
+            problems.append(f'unexpected keys: {_format_keys(unexpected)}')
+        raise KeyError(f'teacher checkpoint {path} does not match the '
+                       f'teacher; ' + '; '.join(problems))
+
+
+def _parse_source(source: Any, role: str) -> _Source:
+    """Parse a :data:`MapSource`."""
+    if isinstance(source, bool) or not isinstance(source, (int, str)):
+        raise TypeError(f'{role} must be an int (decode-head output index) '
+                        f'or a str (module name), got {source!r}')
+    if isinstance(source, int):
+        if source < 0:
+            raise ValueError(f'{role} must be >= 0, got {source}')
+        return _Source(None, source)
+    name, sep, index = source.partition(':')
+    if not sep:
+        return _Source(name, None)
+    if not index.isdigit():
+        raise ValueError(f"{role} {source!r}: the part after ':' must be "
+                         'an output index')
+    return _Source(name, int(index))
+
+
+def _parse_pairs(pairs: Sequence[dict], role: str,
+                 extra_keys: Sequence[str] = ()) -> List[dict]:
+    """Parse ``[dict(student=..., teacher=...), ...]``."""
+    parsed = []
+    for i, pair in enumerate(pairs):
+        where = f'{role}[{i}]'
+        if not isinstance(pair, dict) or not {'student', 'teacher'} <= set(
+                pair):
+            raise ValueError(f'{where} must be a dict with keys student and '
+                             f'teacher, got {pair!r}')
+        unknown = set(pair) - {'student', 'teacher', *extra_keys}
+        if unknown:
+            raise ValueError(f'{where} has unknown keys {sorted(unknown)}')
+        item = dict(pair)
+        item['student'] = _parse_source(pair['student'],
+                                        f'{where}.student')
+        item['teacher'] = _parse_source(pair['teacher'],
+                                        f'{where}.teacher')
+        parsed.append(item)
+    return parsed
+
+
+@MODELS.register_module()
+class KDASDistiller(BaseSegmentor):
+    """KDAS: knowledge distillation via attention supervision.
+
+    `KDAS: Knowledge Distillation via Attention Supervision Framework for
+    Polyp Segmentation <https://arxiv.org/abs/2312.08555>`_ (Trinh et al.,
+    ICME 2024).
+
+    A frozen teacher segmentor teaches a student segmentor with two terms
+    added to the student's own segmentation loss::
+
+        L_KDAS = (1 - alpha) * L_seg
+                 + alpha * m * (at_weight * L_AT + sgm_weight * L_SGM)
+
+    where ``L_AT`` (:class:`AttentionSupervisionLoss`) and ``L_SGM``
+    (:class:`SGMNeck` + :class:`SymmetricKDLoss`) are each summed over their
+    configured (student map, teacher map) pairs, and ``m`` is
+    :attr:`kd_multiplier` (1 unless a :class:`DistillWeightWarmupHook` ramps
+    it). Each term is logged on its own: the student's losses under
+    ``seg.`` (e.g. ``seg.decode.loss_ce``, already multiplied by
+    ``1 - alpha``; accuracies pass through unscaled) and one
+    ``loss_at_{i}`` / ``loss_sgm_{i}`` per pair (already multiplied by
+    ``alpha * m * weight``), so that their sum is ``L_KDAS``.
+
+    Teacher and student are mmseg ``EncoderDecoder``-style segmentors
+    (``extract_feat`` + one ``decode_head`` whose ``forward`` returns a
+    tensor or a list of tensors, and whose ``loss_by_feat`` computes its
+    losses). The teacher is loaded from ``teacher_ckpt``, frozen
+    (``requires_grad=False``), kept wholly in eval mode (dropout, drop-path
+    and BatchNorm alike, whatever :meth:`train` is called with), run under
+    ``torch.no_grad()`` and computes no loss. Use
+    :class:`KDASOptimWrapperConstructor` so that its parameters are not even
+    handed to the optimizer. Prediction and tensor mode run the student
+    alone.
+
+    Distilled maps are chosen per pair by a *source*: an int indexes the
+    decode head's output (``[P1, P2]`` for Polyp-PVT's head; ``0`` for heads
+    returning one tensor), a str names a module of the segmentor, whose
+    output is recorded by a forward hook registered at construction
+    (``'backbone:3'`` picks item 3 of a module returning a tuple).
+
+    1. ``loss`` (training):
+
+    .. code:: text
+
+     loss(): _teacher_forward() -> _student_forward()
+             -> seg losses * (1 - alpha) + distillation terms
+     _teacher_forward(): [no_grad] teacher.extract_feat()
+                         -> teacher.decode_head()
+     _student_forward(): student.extract_feat() -> student.decode_head()
+                         -> student.decode_head.loss_by_feat()
+                         -> student auxiliary-head losses (optional)
+     distillation terms: loss_at(student map, teacher map) per at pair;
+                         loss_sgm(*sgm_necks[i](student map, teacher map))
+                         per sgm pair
+
+    2. ``predict``: ``student.predict()`` (its ``inference()`` and
+    ``postprocess_result()``).
+
+    3. ``_forward`` (tensor mode): ``student._forward()``.
+
+    Args:
+        teacher (str | dict): Teacher segmentor config, or the path of a
+            config file whose ``model`` is the teacher.
+        student (str | dict): Student segmentor config or config file path.
+        teacher_ckpt (str, optional): Teacher checkpoint, loaded with
+            ``torch.load(map_location='cpu', weights_only=True)``; missing or
+            unexpected keys are an error. None leaves the teacher with the
+            random weights it is built with, its ``init_cfg`` unapplied
+            (tests and smoke runs only; a warning is logged).
+            Defaults to None.
+        alpha (float): Share of the distillation terms, in [0, 1].
+            Defaults to 0.3.
+        at_weight (float): Weight ``w_AT`` of ``L_AT``. 0 disables the term.
+            Defaults to 1.0.
+        sgm_weight (float): Weight ``w_SGM`` of ``L_SGM``. 0 disables the
+            term. Defaults to 1.0.
+        at_pairs (Sequence[dict]): ``dict(student=source, teacher=source)``
+            per attention-supervision term. Defaults to P1 and P2:
+            ``(dict(student=0, teacher=0), dict(student=1, teacher=1))``.
+        sgm_pairs (Sequence[dict]): Pairs for the SGM terms; each may carry a
+            ``neck`` config (default ``dict(type='SGMNeck')``).
+            Defaults to P1: ``(dict(student=0, teacher=0),)``.
+        loss_at (dict): Config of the attention-supervision loss.
+            Defaults to ``dict(type='AttentionSupervisionLoss',
+            temperature=2.0)``.
+        loss_sgm (dict): Config of the SGM loss.
+            Defaults to ``dict(type='SymmetricKDLoss', loss_type='mse')``.
+        data_preprocessor (dict, optional): Preprocessor of the distiller;
+            None uses the student's. Defaults to None.
+        init_cfg (dict or list[dict], optional): Initialization config.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 teacher: ModelConfig,
+                 student: ModelConfig,
+                 teacher_ckpt: Optional[str] = None,
+                 alpha: float = 0.3,
+                 at_weight: float = 1.0,
+                 sgm_weight: float = 1.0,
+                 at_pairs: Sequence[dict] = (dict(student=0, teacher=0),
+                                             dict(student=1, teacher=1)),
+                 sgm_pairs: Sequence[dict] = (dict(student=0, teacher=0), ),
+                 loss_at: ConfigType = dict(
+                     type='AttentionSupervisionLoss', temperature=2.0),
+                 loss_sgm: ConfigType = dict(
+                     type='SymmetricKDLoss', loss_type='mse'),
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        if not 0 <= alpha <= 1:
+            raise ValueError(f'alpha must be in [0, 1], got {alpha}')
+        if at_weight < 0 or sgm_weight < 0:
+            raise ValueError('at_weight and sgm_weight must be >= 0, got '
+                             f'{at_weight} and {sgm_weight}')
+        teacher_cfg = load_model_config(teacher, 'teacher')
+        student_cfg = load_model_config(student, 'student')
+        if data_preprocessor is None:
+            data_preprocessor = copy.deepcopy(
+                student_cfg.get('data_preprocessor'))
+        self._check_preprocessing(data_preprocessor, teacher_cfg)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+
+        self.student = MODELS.build(student_cfg)
+        self.teacher = MODELS.build(teacher_cfg)
+        for role, model in (('student', self.student),
+                            ('teacher', self.teacher)):
+            head = getattr(model, 'decode_head', None)
+            if not (hasattr(model, 'extract_feat')
+                    and hasattr(head, 'loss_by_feat')):
+                raise TypeError(
+                    f'the {role} must be an EncoderDecoder-style segmentor '
+                    '(extract_feat and a single decode_head), got '
+                    f'{type(model).__name__}')
+
+        if teacher_ckpt is not None:
+            load_teacher_weights(self.teacher, teacher_ckpt)
+        else:
+            print_log(
+                'KDASDistiller: no teacher_ckpt given; the teacher keeps the '
+                'random weights it was built with (tests and smoke runs '
+                'only)',
+                logger='current',
+                level=logging.WARNING)
+        # The runner's init_weights() must not overwrite the teacher (nor
+        # load its backbone's pretrained init_cfg).
+        self.teacher._is_init = True
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+        self.teacher_ckpt = teacher_ckpt
+
+        self.alpha = alpha
+        self.at_weight = at_weight
+        self.sgm_weight = sgm_weight
+        #: Multiplier of the distillation terms, set by a warm-up hook.
+        self.kd_multiplier = 1.0
+
+        self.at_pairs = _parse_pairs(at_pairs, 'at_pairs')
+        self.sgm_pairs = _parse_pairs(sgm_pairs, 'sgm_pairs', ('neck', ))
+        self.with_at = alpha > 0 and at_weight > 0 and bool(self.at_pairs)
+        self.with_sgm = (
+            alpha > 0 and sgm_weight > 0 and bool(self.sgm_pairs))
+        self.loss_at = MODELS.build(loss_at) if self.with_at else None
+        if self.with_sgm:
+            self.loss_sgm = MODELS.build(loss_sgm)
+            self.sgm_necks = ModuleList([
+                MODELS.build(pair.get('neck', dict(type='SGMNeck')))
+                for pair in self.sgm_pairs
+            ])
+        else:
+            self.loss_sgm = None
+            self.sgm_necks = None
+
+        self._recording = False
+        self._student_records: Dict[str, Any] = {}
+        self._teacher_records: Dict[str, Any] = {}
+        pairs = (self.at_pairs if self.with_at else []) + (
+            self.sgm_pairs if self.with_sgm else [])
+        for role, model, records in (
+            ('student', self.student, self._student_records),
+            ('teacher', self.teacher, self._teacher_records)):
+            names = {p[role].module for p in pairs} - {None}
+            self._register_record_hooks(model, names, records, role)
+
+    @staticmethod
+    def _check_preprocessing(data_preprocessor: OptConfigType,
+                             teacher_cfg: ConfigDict) -> None:
+        """Both models see one batch: their normalisation must agree."""
+        teacher_pre = teacher_cfg.get('data_preprocessor')
+        if data_preprocessor is None or teacher_pre is None:
+            return
+
+        def plain(value: Any) -> Any:
+            return list(value) if isinstance(value, (list, tuple)) else value
+
+        for key in _SHARED_PREPROCESSING:
+            mine, theirs = data_preprocessor.get(key), teacher_pre.get(key)
+            if (mine is not None and theirs is not None
+                    and plain(mine) != plain(theirs)):
+                raise ValueError(
+                    f'data_preprocessor.{key} of the distiller ({mine}) and '
+                    f'of the teacher ({theirs}) differ; both models are fed '
+                    'the one batch the distiller preprocesses')
+
+    def _register_record_hooks(self, model: nn.Module, names: set,
+                               records: Dict[str, Any], role: str) -> None:
+        """Record the outputs of the named modules of ``model``."""
+        modules = dict(model.named_modules())
+        for name in sorted(names):
+            if name not in modules:
+                raise KeyError(
+                    f'the {role} has no module named {name!r}; names come '
+                    f'from {role}.named_modules(), e.g. '
+                    f"{_format_keys([n for n in modules if n][:20], 8)}")
+            modules[name].register_forward_hook(
+                partial(self._record, records, name))
+
+    def _record(self, records: Dict[str, Any], name: str, module: nn.Module,
+                args: Any, output: Any) -> None:
+        """Forward hook: keep ``output`` while :meth:`loss` runs."""
+        if not self._recording:
+            return
+        if name in records:
+            raise RuntimeError(
+                f'module {name!r} ran more than once in one forward pass; '
+                'distill a module that runs once')
+        records[name] = output
+
+    def train(self, mode: bool = True) -> 'KDASDistiller':
+        """Set the student's mode; the teacher always stays in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def extract_feat(self, inputs: Tensor) -> List[Tensor]:
+        """Extract the student's features."""
+        return self.student.extract_feat(inputs)
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        """Encode and decode images with the student."""
+        return self.student.encode_decode(inputs, batch_img_metas)
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Student segmentation losses plus the KDAS distillation terms.
+
+        Args:
+            inputs (Tensor): Input images ``(N, C, H, W)``.
+            data_samples (list[:obj:`SegDataSample`]): The seg data samples,
+                with ``gt_sem_seg``.
+
+        Returns:
+            dict[str, Tensor]: ``seg.*`` student losses (scaled by
+            ``1 - alpha``) and ``loss_at_{i}``, ``loss_sgm_{i}`` terms.
+        """
+        self._student_records.clear()
+        self._teacher_records.clear()
+        self._recording = True
+        try:
+            teacher_out = None
+            if self.with_at or self.with_sgm:
+                teacher_out = self._teacher_forward(inputs)
+            student_out, seg_losses = self._student_forward(
+                inputs, data_samples)
+        finally:
+            self._recording = False
+
+        losses = dict()
+        for name, value in add_prefix(seg_losses, 'seg').items():
+            if 'loss' in name:
+                value = self._scale(value, 1 - self.alpha)
+            losses[name] = value
+
+        kd_scale = self.alpha * self.kd_multiplier
+        if self.with_at:
+            for i, pair in enumerate(self.at_pairs):
+                student_map, teacher_map = self._pair_maps(
+                    pair, student_out, teacher_out)
+                losses[f'{self.loss_at.loss_name}_{i}'] = (
+                    kd_scale * self.at_weight *
+                    self.loss_at(student_map, teacher_map))
+        if self.with_sgm:
+            for i, (pair, neck) in enumerate(
+                    zip(self.sgm_pairs, self.sgm_necks)):
+                student_map, teacher_map = self._pair_maps(
+                    pair, student_out, teacher_out)
+                losses[f'{self.loss_sgm.loss_name}_{i}'] = (
+                    kd_scale * self.sgm_weight *
+                    self.loss_sgm(*neck(student_map, teacher_map)))
+        self._student_records.clear()
+        self._teacher_records.clear()
+        return losses
+
+    def _teacher_forward(self, inputs: Tensor) -> Any:
+        """Run the frozen teacher; returns its decode-head output."""
+        with torch.no_grad():
+            return self.teacher.decode_head(self.teacher.extract_feat(inputs))
+
+    def _student_forward(self, inputs: Tensor,
+                         data_samples: SampleList) -> tuple:
+        """Run the student once; returns its head output and its losses."""
+        feats = self.student.extract_feat(inputs)
+        head_out = self.student.decode_head(feats)
+        losses = add_prefix(
+            self.student.decode_head.loss_by_feat(head_out, data_samples),
+            'decode')
+        if self.student.with_auxiliary_head:
+            losses.update(
+                self.student._auxiliary_head_forward_train(
+                    feats, data_samples))
+        return head_out, losses
+
+    @staticmethod
+    def _scale(value: Union[Tensor, List[Tensor]],
+               factor: float) -> Union[Tensor, List[Tensor]]:
+        if isinstance(value, (list, tuple)):
+            return [factor * v for v in value]
+        return factor * value
+
+    def _pair_maps(self, pair: dict, student_out: Any,
+                   teacher_out: Any) -> tuple:
+        """Student and teacher maps of one pair."""
+        return (self._select(pair['student'], student_out,
+                             self._student_records, 'student'),
+                self._select(pair['teacher'], teacher_out,
+                             self._teacher_records, 'teacher'))
+
+    @staticmethod
+    def _select(source: _Source, head_out: Any, records: Dict[str, Any],
+                role: str) -> Tensor:
+        """Pick the map named by ``source``."""
+        if source.module is None:
+            out = head_out
+        elif source.module in records:
+            out = records[source.module]
+        else:
+            raise RuntimeError(f'the {role} did not run {source} in its '
+                               'forward pass')
+        if isinstance(out, Tensor):
+            if source.index not in (None, 0):
+                raise IndexError(f'the {role} {source}: the output is one '
+                                 'tensor, use index 0')
+            return out
+        if isinstance(out, (list, tuple)):
+            if source.index is None:
+                raise TypeError(
+                    f'the {role} {source} returns a {type(out).__name__} of '
+                    f"{len(out)}; pick one with '{source.module}:<index>'")
+            if source.index >= len(out):
+                raise IndexError(f'the {role} {source}: the output has only '
+                                 f'{len(out)} items')
+            out = out[source.index]
+            if isinstance(out, Tensor):
+                return out
+        raise TypeError(f'the {role} {source} is a {type(out).__name__}, '
+                        'not a tensor')
+
+    def predict(self,
+                inputs: Tensor,
+                data_samples: OptSampleList = None) -> SampleList:
+        """Predict with the student alone (see ``EncoderDecoder.predict``).
+
+        Args:
+            inputs (Tensor): Inputs ``(N, C, H, W)``.
+            data_samples (list[:obj:`SegDataSample`], optional): The seg data
+                samples, with ``metainfo``.
+
+        Returns:
+            list[:obj:`SegDataSample`]: Samples with ``seg_logits`` and
+            ``pred_sem_seg``.
+        """
+        return self.student.predict(inputs, data_samples)
+
+    def _forward(self,
+                 inputs: Tensor,
+                 data_samples: OptSampleList = None) -> Any:
+        """The student's decode-head output, without post-processing."""
+        return self.student._forward(inputs, data_samples)

@@ -1,0 +1,167 @@
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+from conftest import ROOT
+from kdas_helpers import make_batch, tiny_list_model
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from mmseg.apis import init_model
+from mmseg_kdas.models.distillers import (student_checkpoint, student_config,
+                                          student_state_dict)
+
+
+def _load_converter():
+    path = osp.join(ROOT, 'tools', 'model_converters', 'kdas2student.py')
+    spec = importlib.util.spec_from_file_location('kdas2student', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_config(work_dir: str, data_root: str) -> Config:
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations'),
+        dict(type='Resize', scale=(32, 32), keep_ratio=False),
+        dict(type='PackSegInputs')
+    ]
+    return Config(
+        dict(
+            default_scope='mmseg',
+            work_dir=work_dir,
+            model=dict(
+                type='KDASDistiller',
+                teacher=tiny_list_model(16),
+                student=tiny_list_model(8),
+                alpha=0.5),
+            train_dataloader=dict(
+                batch_size=2,
+                num_workers=0,
+                sampler=dict(type='InfiniteSampler', shuffle=True),
+                dataset=dict(
+                    type='BaseSegDataset',
+                    data_root=data_root,
+                    metainfo=dict(classes=('background', 'polyp')),
+                    data_prefix=dict(img_path='images', seg_map_path='masks'),
+                    img_suffix='.png',
+                    seg_map_suffix='.png',
+                    pipeline=pipeline)),
+            test_pipeline=pipeline,
+            optim_wrapper=dict(
+                type='OptimWrapper',
+                optimizer=dict(type='AdamW', lr=1e-3),
+                constructor='KDASOptimWrapperConstructor'),
+            train_cfg=dict(
+                type='IterBasedTrainLoop', max_iters=4, val_interval=100),
+            default_hooks=dict(
+                logger=dict(type='LoggerHook', interval=1),
+                checkpoint=dict(
+                    type='CheckpointHook',
+                    by_epoch=False,
+                    interval=2,
+                    max_keep_ckpts=1)),
+            custom_hooks=[
+                dict(type='PlainCheckpointHook'),
+                dict(type='StudentExportHook'),
+                dict(type='DistillWeightWarmupHook', warmup_iters=2)
+            ],
+            env_cfg=dict(dist_cfg=dict(backend='gloo')),
+            randomness=dict(seed=0),
+            log_level='WARNING'))
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, binary_data_root):
+    work_dir = str(tmp_path_factory.mktemp('kdas_run'))
+    runner = Runner.from_cfg(_run_config(work_dir, binary_data_root))
+    runner.train()
+    return runner, work_dir
+
+
+def _student_outputs(model, batch):
+    model.eval()
+    data = model.data_preprocessor(batch, False)
+    with torch.no_grad():
+        return model(**data, mode='tensor')
+
+
+def test_hook_exports_each_checkpoint_as_a_student_model(trained):
+    runner, work_dir = trained
+    assert osp.isfile(osp.join(work_dir, 'iter_4.pth'))
+    exported = osp.join(work_dir, 'iter_4_student.pth')
+    assert osp.isfile(exported)
+    # max_keep_ckpts=1 removed iter_2.pth, and its export with it
+    assert not osp.exists(osp.join(work_dir, 'iter_2.pth'))
+    assert not osp.exists(osp.join(work_dir, 'iter_2_student.pth'))
+
+    checkpoint = torch.load(exported, map_location='cpu', weights_only=True)
+    assert set(checkpoint) == {'meta', 'state_dict'}
+    student = runner.model.student
+    assert set(checkpoint['state_dict']) == set(student.state_dict())
+    assert not any(k.startswith(('teacher.', 'sgm_necks.'))
+                   for k in checkpoint['state_dict'])
+
+    cfg_path = osp.join(work_dir, 'student_config.py')
+    cfg = Config.fromfile(cfg_path)
+    assert cfg.model.type == 'EncoderDecoder'
+    assert [h.type for h in cfg.custom_hooks] == ['PlainCheckpointHook']
+    assert 'constructor' not in cfg.optim_wrapper
+
+    model = init_model(cfg_path, exported, device='cpu')
+    assert model.dataset_meta['classes'] == ('background', 'polyp')
+    for key, value in student.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    batch = make_batch(2)
+    for a, b in zip(
+            _student_outputs(model, batch), _student_outputs(student,
+                                                             batch)):
+        assert torch.equal(a, b)
+
+
+def test_warmup_hook_ramped_the_distillation_terms(trained):
+    runner, _ = trained
+    history, _ = runner.message_hub.get_scalar('train/loss_at_0').data
+    assert len(history) == 4
+    assert history[0] == 0  # multiplier 0 at iteration 0
+    assert history[1] > 0
+    assert runner.model.kd_multiplier == 1.0
+
+
+def test_converter_writes_student_checkpoint_and_config(trained, tmp_path,
+                                                        capsys):
+    runner, work_dir = trained
+    converter = _load_converter()
+    out = str(tmp_path / 'out' / 'student.pth')
+    assert converter.main([osp.join(work_dir, 'iter_4.pth'), out]) == 0
+    assert osp.isfile(out) and osp.isfile(str(tmp_path / 'out' /
+                                              'student.py'))
+    model = init_model(str(tmp_path / 'out' / 'student.py'), out, 'cpu')
+    for key, value in runner.model.student.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+    # without a config in the checkpoint's meta, --config is needed
+    bare = str(tmp_path / 'bare.pth')
+    torch.save(dict(state_dict=runner.model.state_dict()), bare)
+    assert converter.main([bare, str(tmp_path / 'x.pth')]) == 1
+    assert '--config' in capsys.readouterr().err
+    assert converter.main([str(tmp_path / 'missing.pth'), out]) == 1
+    assert 'missing.pth' in capsys.readouterr().err
+
+
+def test_export_functions():
+    state = {
+        'student.backbone.w': torch.ones(1),
+        'teacher.backbone.w': torch.zeros(1),
+        'sgm_necks.0.adapter.weight': torch.zeros(1)
+    }
+    assert list(student_state_dict(state)) == ['backbone.w']
+    with pytest.raises(KeyError, match='student.'):
+        student_state_dict({'backbone.w': torch.ones(1)})
+    ckpt = student_checkpoint(
+        dict(state_dict=state, meta=dict(cfg='x', iter=3)))
+    assert ckpt['meta'] == dict(iter=3)
+    with pytest.raises(ValueError, match='KDASDistiller'):
+        student_config(Config(dict(model=dict(type='EncoderDecoder'))))

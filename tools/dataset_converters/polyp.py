@@ -1,0 +1,323 @@
+"""Arrange downloaded polyp data sets into the PraNet layout.
+
+    OUT/TrainDataset/{images,masks}
+    OUT/TestDataset/<set>/{images,masks}
+
+Sources (a folder or a .zip archive each):
+
+    # PraNet's TrainDataset / TestDataset folders (or their archives)
+    python tools/dataset_converters/polyp.py pranet TrainDataset.zip \
+        TestDataset.zip -o data/polyp
+
+    # raw Kvasir-SEG (images/, masks/ with JPEG masks) and CVC-ClinicDB
+    # (Original/, Ground Truth/ with TIFF frames); with --test-list the
+    # listed stems go to TestDataset/<name>, the others to TrainDataset;
+    # without it, every pair goes to TestDataset/<name>
+    python tools/dataset_converters/polyp.py kvasir-seg kvasir-seg.zip \
+        -o data/polyp --name Kvasir [--test-list kvasir_test.txt]
+    python tools/dataset_converters/polyp.py cvc-clinicdb CVC-ClinicDB.zip \
+        -o data/polyp --name CVC-ClinicDB [--test-list clinicdb_test.txt]
+
+Images and masks are matched by file stem. Every pair is read and checked
+(both readable, same size); JPEG and PNG images are copied as they are (or
+linked with --link), other formats (TIFF, BMP) are written as PNG; masks are
+binarised at half their range and written as PNG with values 0 / 255. A
+missing mask, an unreadable file, a size mismatch or a name clash in the
+output stops the conversion with the file names.
+"""
+import argparse
+import os
+import os.path as osp
+import shutil
+import sys
+import tempfile
+import zipfile
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from mmseg_kdas.datasets.polyp import list_polyp_pairs
+from mmseg_kdas.datasets.transforms import binarize_mask
+
+IMAGE_DIR_NAMES = ('images', 'image', 'original')
+MASK_DIR_NAMES = ('masks', 'mask', 'ground truth', 'groundtruth',
+                  'ground_truth', 'gt')
+KEEP_SUFFIXES = ('.jpg', '.jpeg', '.png')
+SKIP_DIRS = ('__macosx', )
+
+Pair = Tuple[str, str, str]
+
+
+def _walk_dirs(root: str) -> Iterator[str]:
+    """Every folder under ``root`` (included), sorted, without junk."""
+    for current, dirs, _ in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d.lower() not in SKIP_DIRS)
+        yield current
+
+
+def _child(folder: str, names: Sequence[str]) -> Optional[str]:
+    """The subfolder of ``folder`` whose lower-cased name is in ``names``."""
+    for name in sorted(os.listdir(folder)):
+        path = osp.join(folder, name)
+        if osp.isdir(path) and name.lower() in names:
+            return path
+    return None
+
+
+def find_pair_dirs(root: str) -> List[Tuple[str, str, str]]:
+    """Folders holding an image folder and a mask folder side by side.
+
+    Args:
+        root: Folder to search, recursively.
+
+    Returns:
+        ``[(parent, image folder, mask folder)]`` in walk order.
+    """
+    found = []
+    for folder in _walk_dirs(root):
+        img_dir = _child(folder, IMAGE_DIR_NAMES)
+        mask_dir = _child(folder, MASK_DIR_NAMES)
+        if img_dir and mask_dir:
+            found.append((folder, img_dir, mask_dir))
+    return found
+
+
+def read_checked(img_path: str, mask_path: str) -> np.ndarray:
+    """Read a pair, check it, and return the binarised mask (0 / 255).
+
+    Raises:
+        OSError: A file cannot be read.
+        ValueError: The sizes differ.
+    """
+    img = cv2.imread(img_path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise OSError(f'cannot read image {img_path}')
+    mask = cv2.imread(mask_path, cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise OSError(f'cannot read mask {mask_path}')
+    if img.shape[:2] != mask.shape[:2]:
+        raise ValueError(f'size mismatch: image {img_path} is '
+                         f'{img.shape[:2]}, mask {mask_path} is '
+                         f'{mask.shape[:2]}')
+    return binarize_mask(mask, name=mask_path) * np.uint8(255)
+
+
+def write_pairs(pairs: Sequence[Pair],
+                img_out: str,
+                mask_out: str,
+                link: bool = False) -> int:
+    """Check and write pairs into an images / masks folder pair.
+
+    Args:
+        pairs: ``[(stem, image path, mask path)]``.
+        img_out: Output image folder (created).
+        mask_out: Output mask folder (created).
+        link: Symlink JPEG / PNG images instead of copying them.
+
+    Returns:
+        The number of pairs written.
+
+    Raises:
+        FileExistsError: An output stem already exists (two sources with the
+            same file name).
+    """
+    os.makedirs(img_out, exist_ok=True)
+    os.makedirs(mask_out, exist_ok=True)
+    taken = {osp.splitext(n)[0] for n in os.listdir(img_out)}
+    for stem, img_path, mask_path in pairs:
+        if stem in taken:
+            raise FileExistsError(
+                f'{stem!r} ({img_path}) is already in {img_out}: two sources '
+                'share a file name')
+        taken.add(stem)
+        mask = read_checked(img_path, mask_path)
+        suffix = osp.splitext(img_path)[1].lower()
+        if suffix in KEEP_SUFFIXES:
+            target = osp.join(img_out, stem + suffix)
+            if link:
+                os.symlink(osp.abspath(img_path), target)
+            else:
+                shutil.copyfile(img_path, target)
+        else:
+            img = cv2.imread(img_path, cv2.IMREAD_COLOR)
+            if not cv2.imwrite(osp.join(img_out, stem + '.png'), img):
+                raise OSError(f'cannot write {osp.join(img_out, stem)}.png')
+        if not cv2.imwrite(osp.join(mask_out, stem + '.png'), mask):
+            raise OSError(f'cannot write {osp.join(mask_out, stem)}.png')
+    return len(pairs)
+
+
+def _pairs(img_dir: str, mask_dir: str) -> List[Pair]:
+    return [(s, i, m) for s, i, m in list_polyp_pairs(img_dir, mask_dir)
+            if m is not None]
+
+
+def convert_pranet(sources: Sequence[str], out_dir: str,
+                   link: bool = False) -> List[str]:
+    """Copy PraNet's TrainDataset / TestDataset folders into ``out_dir``.
+
+    Args:
+        sources: Folders containing ``TrainDataset`` and / or
+            ``TestDataset`` (or being one), each possibly unpacked.
+        out_dir: Output root.
+        link: Symlink JPEG / PNG images instead of copying them.
+
+    Returns:
+        Lines describing what was written.
+    """
+    report = []
+    for source in sources:
+        found = False
+        for folder in _walk_dirs(source):
+            name = osp.basename(osp.normpath(folder))
+            if name.lower() == 'traindataset':
+                dirs = find_pair_dirs(folder)
+                if not dirs or dirs[0][0] != folder:
+                    raise FileNotFoundError(
+                        f'{folder} has no images/ and masks/ folders')
+                n = write_pairs(
+                    _pairs(dirs[0][1], dirs[0][2]),
+                    osp.join(out_dir, 'TrainDataset', 'images'),
+                    osp.join(out_dir, 'TrainDataset', 'masks'), link)
+                report.append(f'TrainDataset: {n} pairs from {folder}')
+                found = True
+            elif name.lower() == 'testdataset':
+                for parent, img_dir, mask_dir in find_pair_dirs(folder):
+                    test_set = osp.basename(osp.normpath(parent))
+                    n = write_pairs(
+                        _pairs(img_dir, mask_dir),
+                        osp.join(out_dir, 'TestDataset', test_set,
+                                 'images'),
+                        osp.join(out_dir, 'TestDataset', test_set, 'masks'),
+                        link)
+                    report.append(f'TestDataset/{test_set}: {n} pairs from '
+                                  f'{parent}')
+                    found = True
+        if not found:
+            raise FileNotFoundError(
+                f'no TrainDataset or TestDataset folder with image / mask '
+                f'folders in {source}')
+    return report
+
+
+def convert_raw(source: str,
+                out_dir: str,
+                name: str,
+                test_list: Optional[str] = None,
+                link: bool = False) -> List[str]:
+    """Convert a raw Kvasir-SEG or CVC-ClinicDB folder.
+
+    Args:
+        source: Folder containing the image and mask folders (``images`` /
+            ``masks``, or ``Original`` / ``Ground Truth``), at any depth;
+            the first such pair of folders is used.
+        out_dir: Output root.
+        name: Name of the test set in ``TestDataset``.
+        test_list: File of stems (one per line) going to
+            ``TestDataset/<name>``; the other pairs go to ``TrainDataset``.
+            Without it, every pair goes to ``TestDataset/<name>``.
+        link: Symlink JPEG / PNG images instead of copying them.
+
+    Returns:
+        Lines describing what was written.
+    """
+    dirs = find_pair_dirs(source)
+    if not dirs:
+        raise FileNotFoundError(
+            f'no image folder ({"/".join(IMAGE_DIR_NAMES)}) next to a mask '
+            f'folder ({"/".join(MASK_DIR_NAMES)}) in {source}')
+    _, img_dir, mask_dir = dirs[0]
+    pairs = _pairs(img_dir, mask_dir)
+    test_dir = osp.join(out_dir, 'TestDataset', name)
+    if test_list is None:
+        n = write_pairs(pairs, osp.join(test_dir, 'images'),
+                        osp.join(test_dir, 'masks'), link)
+        return [f'TestDataset/{name}: {n} pairs from {img_dir}']
+    with open(test_list) as f:
+        wanted = [line.strip() for line in f if line.strip()]
+    stems = {p[0] for p in pairs}
+    unknown = [s for s in wanted if s not in stems]
+    if unknown:
+        raise FileNotFoundError(
+            f'{len(unknown)} stem(s) of {test_list} are not in {img_dir}: '
+            f'{", ".join(unknown[:10])}')
+    wanted_set = set(wanted)
+    test = [p for p in pairs if p[0] in wanted_set]
+    train = [p for p in pairs if p[0] not in wanted_set]
+    n_test = write_pairs(test, osp.join(test_dir, 'images'),
+                         osp.join(test_dir, 'masks'), link)
+    n_train = write_pairs(train,
+                          osp.join(out_dir, 'TrainDataset', 'images'),
+                          osp.join(out_dir, 'TrainDataset', 'masks'), link)
+    return [
+        f'TestDataset/{name}: {n_test} pairs from {img_dir}',
+        f'TrainDataset: {n_train} pairs from {img_dir}'
+    ]
+
+
+def _unpacked(path: str, workdir: str) -> str:
+    """``path`` itself if a folder, else the folder a zip is unpacked in."""
+    if osp.isdir(path):
+        return path
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'source not found: {path}')
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f'{path} is neither a folder nor a zip archive')
+    target = tempfile.mkdtemp(dir=workdir)
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(target)
+    return target
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Arrange polyp data sets into the PraNet layout')
+    sub = parser.add_subparsers(dest='kind', required=True)
+    pranet = sub.add_parser(
+        'pranet', help="PraNet's TrainDataset / TestDataset folders")
+    pranet.add_argument('sources', nargs='+', help='folders or zip files')
+    for kind, default in (('kvasir-seg', 'Kvasir-SEG'), ('cvc-clinicdb',
+                                                         'CVC-ClinicDB')):
+        raw = sub.add_parser(kind, help=f'raw {default} (folder or zip)')
+        raw.add_argument('source', help='folder or zip file')
+        raw.add_argument(
+            '--name', default=default, help='test set name in TestDataset')
+        raw.add_argument(
+            '--test-list',
+            help='file of stems for TestDataset/<name> (others: '
+            'TrainDataset); default: all pairs to TestDataset/<name>')
+    for p in sub.choices.values():
+        p.add_argument('-o', '--out-dir', required=True, help='output root')
+        p.add_argument(
+            '--link',
+            action='store_true',
+            help='symlink JPEG / PNG images instead of copying them')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> List[str]:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory() as workdir:
+        if args.kind == 'pranet':
+            sources = [_unpacked(s, workdir) for s in args.sources]
+            if args.link and any(s.startswith(workdir) for s in sources):
+                raise ValueError('--link needs folders, not zip archives '
+                                 '(their files are deleted after unpacking)')
+            report = convert_pranet(sources, args.out_dir, args.link)
+        else:
+            source = _unpacked(args.source, workdir)
+            if args.link and source.startswith(workdir):
+                raise ValueError('--link needs a folder, not a zip archive')
+            report = convert_raw(source, args.out_dir, args.name,
+                                 args.test_list, args.link)
+    for line in report:
+        print(line)
+    return report
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (OSError, ValueError) as e:
+        sys.exit(f'error: {e}')
