@@ -14,11 +14,12 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
-
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+
+import mmseg_kdas  # noqa: F401  (registers KDASDistiller & co.)
 
 init_default_scope('mmseg')
 
@@ -28,7 +29,8 @@ DATA_PREPROCESSOR = dict(
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
     pad_val=0,
-    seg_pad_val=255)
+    seg_pad_val=255,
+    size_divisor=32)
 
 
 @MODELS.register_module()
@@ -81,7 +83,7 @@ def _mit(embed_dims: int, drop_path_rate: float = 0.0) -> dict:
         embed_dims=embed_dims,
         num_stages=4,
         num_layers=[1, 1, 1, 1],
-        num_heads=[1, 1, 1, 1],
+        num_heads=[1, 2, 4, 8],
         patch_sizes=[7, 3, 3, 3],
         sr_ratios=[8, 4, 2, 1],
         out_indices=(0, 1, 2, 3),

@@ -15,9 +15,8 @@ from typing import Dict, List, Tuple
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DATA = osp.join(ROOT, 'tests', 'data')

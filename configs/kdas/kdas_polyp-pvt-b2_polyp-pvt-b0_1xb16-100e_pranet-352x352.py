@@ -28,6 +28,7 @@ model = dict(
     data_preprocessor=dict(
         _base_.data_preprocessor,
         type='BatchAugSegDataPreProcessor',
+        size_divisor=32,
         batch_augments=[
             dict(
                 type='BatchMultiScaleResize',

@@ -15,3 +15,4 @@ model = dict(
                       checkpoint='pretrain/pvt_v2_b0.pth')),
     decode_head=dict(in_channels=[32, 64, 160, 256]))
 train_dataloader = dict(batch_size=16)
+log_processor = dict(by_epoch=True)

@@ -11,3 +11,4 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
 train_dataloader = dict(batch_size=16)
+log_processor = dict(by_epoch=True)

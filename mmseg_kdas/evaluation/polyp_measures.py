@@ -35,6 +35,7 @@ References:
 """
 from typing import Dict, Tuple, Union
 
+import cv2
 import numpy as np
 from scipy import ndimage
 
@@ -91,6 +92,34 @@ def check_pred_gt(pred: np.ndarray,
     return pred, gt
 
 
+def _count_reached(values: np.ndarray, ascending: np.ndarray,
+                   strict: bool) -> np.ndarray:
+    """Number of thresholds each value reaches (``>=``, or ``>`` if strict).
+
+    Equal to ``np.searchsorted(ascending, values, side)``. On an (almost)
+    evenly spaced grid of thresholds such as the toolbox's, a bin guess from
+    the value and three exact comparisons with the neighbouring thresholds
+    replace the binary search (five times faster).
+    """
+    k = len(ascending)
+    lo, hi = ascending[0], ascending[-1]
+    step = (hi - lo) / (k - 1) if k > 1 else 0.0
+    uniform = step > 0 and np.abs(ascending - np.linspace(lo, hi, k)).max(
+    ) < step / 4
+    if not uniform:
+        return np.searchsorted(
+            ascending, values, side='left' if strict else 'right')
+    guess = np.clip(((values - lo) / step).astype(np.intp), 0, k - 1)
+    # thresholds padded so that the window guess - 1 .. guess + 1 exists;
+    # everything below the window is reached, nothing above it
+    padded = np.concatenate([[-np.inf], ascending, [np.inf]])
+    reached = guess - 1
+    for offset in (0, 1, 2):
+        neighbour = padded[guess + offset]
+        reached += (neighbour < values) if strict else (neighbour <= values)
+    return reached
+
+
 def threshold_counts(pred: np.ndarray,
                      gt: np.ndarray,
                      thresholds: np.ndarray = TOOLBOX_THRESHOLDS,
@@ -98,9 +127,9 @@ def threshold_counts(pred: np.ndarray,
     """Count positives and true positives of ``pred >= t`` for every ``t``.
 
     One pass instead of one per threshold: each pixel is assigned the number
-    of thresholds it reaches (a binary search in the sorted thresholds, exact
-    in floating point), and a reversed cumulative sum of the histogram of
-    these numbers gives, for every threshold, how many pixels reach it.
+    of thresholds it reaches (exact floating-point comparisons), and a
+    reversed cumulative sum of the histogram of these numbers gives, for
+    every threshold, how many pixels reach it.
 
     Args:
         pred: Probability map, float ``(H, W)``.
@@ -114,11 +143,9 @@ def threshold_counts(pred: np.ndarray,
     """
     thresholds = np.asarray(thresholds, dtype=np.float64)
     order = np.argsort(thresholds, kind='stable')
-    ascending = thresholds[order]
     k = len(thresholds)
-    # number of thresholds each pixel reaches (<= pred, or < pred if strict)
-    idx = np.searchsorted(
-        ascending, pred.ravel(), side='left' if strict else 'right')
+    idx = _count_reached(
+        np.asarray(pred, np.float64).ravel(), thresholds[order], strict)
     hist_all = np.bincount(idx, minlength=k + 1)[1:]
     hist_fg = np.bincount(idx[gt.ravel()], minlength=k + 1)[1:]
     reach_all = np.cumsum(hist_all[::-1])[::-1]
@@ -294,8 +321,9 @@ def weighted_fmeasure(pred: np.ndarray,
     # outside the object, take the error of its nearest object pixel
     err_t = err[iy, ix]
     err_t[gt] = err[gt]
-    err_a = ndimage.correlate(
-        err_t, _gaussian_kernel(7, 5.0), mode='constant', cval=0.0)
+    # MATLAB's imfilter: correlation with zero padding
+    err_a = cv2.filter2D(
+        err_t, -1, _gaussian_kernel(7, 5.0), borderType=cv2.BORDER_CONSTANT)
     min_err = np.where(gt & (err_a < err), err_a, err)
     importance = np.where(gt, 1.0, 2.0 - np.exp(np.log(0.5) / 5 * dist))
     err_w = min_err * importance

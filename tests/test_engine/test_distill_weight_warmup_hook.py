@@ -2,8 +2,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch.nn as nn
-
 from mmseg.registry import HOOKS
+
 from mmseg_kdas.engine.hooks import DistillWeightWarmupHook, warmup_multiplier
 
 

@@ -7,8 +7,8 @@ from conftest import ROOT
 from kdas_helpers import make_batch, tiny_list_model
 from mmengine.config import Config
 from mmengine.runner import Runner
-
 from mmseg.apis import init_model
+
 from mmseg_kdas.models.distillers import (student_checkpoint, student_config,
                                           student_state_dict)
 

@@ -3,13 +3,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from mmseg.registry import MODELS
-from mmseg_kdas.models.losses import (AttentionSupervisionLoss,
-                                      SymmetricKDLoss,
-                                      attention_supervision_loss,
-                                      kl_distillation_loss,
-                                      self_attention_map, symmetric_kd_loss)
+
+from mmseg_kdas.models.losses.kd_losses import (AttentionSupervisionLoss,
+                                                SymmetricKDLoss,
+                                                attention_supervision_loss,
+                                                kl_distillation_loss,
+                                                self_attention_map,
+                                                symmetric_kd_loss)
 from mmseg_kdas.models.necks import SGMNeck
 
 

@@ -3,10 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
 from polyp_pvt_helpers import (FINGERPRINT, NUM_PARAMS, build_polyp_pvt,
                                reference_state_dict)
 
-from mmseg.structures import SegDataSample
 from mmseg_kdas.models.decode_heads import PolypPVTHead
 from mmseg_kdas.models.decode_heads.polyp_pvt_head import SAM
 from mmseg_kdas.models.losses import structure_loss
@@ -148,7 +148,9 @@ def test_bad_configuration_and_sizes_raise():
     with pytest.raises(ValueError, match='4 stages'):
         PolypPVTHead(in_channels=[32, 64, 160])
     head = PolypPVTHead(in_channels=[32, 64, 160, 256])
-    feats = [torch.rand(1, c, s, s) for c, s in zip([32, 64, 160, 256],
-                                                     [12, 6, 3, 2])]
+    feats = [
+        torch.rand(1, c, s, s)
+        for c, s in zip([32, 64, 160, 256], [12, 6, 3, 2])
+    ]
     with pytest.raises(ValueError, match='multiple of 32'):
         head(feats)

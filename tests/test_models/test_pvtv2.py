@@ -3,9 +3,9 @@ import math
 
 import pytest
 import torch
+from mmseg.registry import MODELS
 from polyp_pvt_helpers import read_reference_keys
 
-from mmseg.registry import MODELS
 from mmseg_kdas.models.backbones import PVTv2
 from mmseg_kdas.models.backbones.pvtv2 import SpatialReductionAttention
 
@@ -30,7 +30,8 @@ def test_parameter_count_and_names_match_reference(arch):
     actual = {(k, tuple(v.shape)) for k, v in model.state_dict().items()}
     assert actual == expected
     # 3.41 M and 24.85 M, as in the PVTv2 paper
-    assert round(_num_params(model) / 1e6, 2) == {'b0': 3.41, 'b2': 24.85}[arch]
+    millions = {'b0': 3.41, 'b2': 24.85}[arch]
+    assert round(_num_params(model) / 1e6, 2) == millions
 
 
 def test_registered_and_output_shapes():

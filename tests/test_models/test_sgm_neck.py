@@ -2,11 +2,11 @@ import doctest
 
 import pytest
 import torch
-
 from mmseg.registry import MODELS
-from mmseg_kdas.models.necks import (SGMNeck, gram_embedding,
-                                     transpose_embedding)
+
+from mmseg_kdas.models.necks import SGMNeck, gram_embedding
 from mmseg_kdas.models.necks import sgm_neck as sgm_neck_module
+from mmseg_kdas.models.necks import transpose_embedding
 
 
 def test_transpose_embedding_by_hand():

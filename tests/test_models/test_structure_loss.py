@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from mmseg.registry import MODELS
+
 from mmseg_kdas.models.losses import StructureLoss, structure_loss
 from mmseg_kdas.models.losses.structure_loss import boundary_weight
 
@@ -82,7 +82,8 @@ def test_all_wrong_prediction():
 
 def test_batch_mean_and_soft_target():
     target = torch.cat([_disk(), 1 - _disk()])
-    logits = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 1, 16, 16, generator=gen)
     both = structure_loss(logits, target)
     each = [structure_loss(logits[i:i + 1], target[i:i + 1]) for i in (0, 1)]
     assert both.item() == pytest.approx(sum(each).item() / 2, rel=1e-6)

@@ -2,13 +2,23 @@
 # The head outputs two 1-channel logit maps [P1, P2]; the prediction is
 # sigmoid(P1 + P2) > threshold. Needs custom_imports of mmseg_kdas.
 norm_cfg = dict(type='BN', requires_grad=True)
+# The reference trains every batch at the rates 0.75, 1 and 1.25 (256, 352
+# and 448 px); here each iteration takes the next rate in turn.
 data_preprocessor = dict(
-    type='SegDataPreProcessor',
+    type='BatchAugSegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
     pad_val=0,
-    seg_pad_val=255)
+    seg_pad_val=255,
+    # the decoder needs sides that are multiples of 32 (pipelines resize
+    # to 352x352; padding, labelled 255, only applies to other sizes)
+    size_divisor=32,
+    test_cfg=dict(size_divisor=32),
+    batch_augments=[
+        dict(type='BatchMultiScaleResize', rates=(0.75, 1.0, 1.25),
+             mode='cycle')
+    ])
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,

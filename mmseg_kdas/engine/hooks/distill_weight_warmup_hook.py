@@ -1,7 +1,6 @@
 """Linear warm-up of the distillation terms of a KDAS distiller."""
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-
 from mmseg.registry import HOOKS
 
 

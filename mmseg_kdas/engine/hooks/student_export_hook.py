@@ -6,8 +6,8 @@ from typing import Dict, List
 import torch
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
-
 from mmseg.registry import HOOKS
+
 from mmseg_kdas.models.distillers.export import (student_checkpoint,
                                                  student_config)
 

@@ -2,18 +2,16 @@
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import (constant_init, normal_init,
                                         trunc_normal_init)
+from mmseg.registry import MODELS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmseg.registry import MODELS
 from ..utils.ckpt_convert import load_pvtv2_pretrained
 
 HWShape = Tuple[int, int]
@@ -27,11 +25,16 @@ class OverlapPatchEmbed(nn.Module):
         embed_dim (int): Channels of the output tokens.
         patch_size (int): Kernel size of the conv (padding is half of it).
         stride (int): Stride of the conv.
-        norm_eps (float): Epsilon of the LayerNorm.
+        norm_eps (float): Epsilon of the LayerNorm. Default: 1e-5 (the
+            official code uses PyTorch's default here, not 1e-6).
     """
 
-    def __init__(self, in_channels: int, embed_dim: int, patch_size: int,
-                 stride: int, norm_eps: float) -> None:
+    def __init__(self,
+                 in_channels: int,
+                 embed_dim: int,
+                 patch_size: int,
+                 stride: int,
+                 norm_eps: float = 1e-5) -> None:
         super().__init__()
         self.proj = nn.Conv2d(
             in_channels,
@@ -71,6 +74,7 @@ class SpatialReductionAttention(nn.Module):
         attn_drop (float): Dropout rate on the attention weights.
         proj_drop (float): Dropout rate after the output projection.
         norm_eps (float): Epsilon of the LayerNorm after the reduction.
+            Default: 1e-5 (PyTorch's default, as in the official code).
     """
 
     def __init__(self,
@@ -80,14 +84,15 @@ class SpatialReductionAttention(nn.Module):
                  qkv_bias: bool = True,
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
-                 norm_eps: float = 1e-6) -> None:
+                 norm_eps: float = 1e-5) -> None:
         super().__init__()
         if dim % num_heads != 0:
             raise ValueError(
                 f'PVTv2: embedding dim {dim} is not divisible by '
                 f'num_heads {num_heads}')
         self.num_heads = num_heads
-        self.attn_drop = attn_drop
+        self.scale = (dim // num_heads)**-0.5
+        self.attn_drop = nn.Dropout(attn_drop)
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
@@ -117,9 +122,12 @@ class SpatialReductionAttention(nn.Module):
             x = self.norm(self.sr(grid).flatten(2).transpose(1, 2))
         kv = self.kv(x).reshape(batch, -1, 2, self.num_heads, head_dim)
         k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0.)
-        out = out.transpose(1, 2).reshape(batch, num_tokens, dim)
+        # explicit softmax(q k^T / sqrt(d)) v rather than the fused SDPA
+        # kernel: same operation order as the official code, so converted
+        # weights reproduce its outputs bit for bit on CPU
+        attn = (q @ k.transpose(-2, -1)) * self.scale
+        attn = self.attn_drop(attn.softmax(dim=-1))
+        out = (attn @ v).transpose(1, 2).reshape(batch, num_tokens, dim)
         return self.proj_drop(self.proj(out))
 
 
@@ -135,7 +143,11 @@ class TokenDWConv(nn.Module):
         self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
 
     def forward(self, x: Tensor, hw_shape: HWShape) -> Tensor:
-        """Args: x (Tensor): B x N x C tokens; hw_shape: their grid.
+        """Apply the module to tokens.
+
+        Args:
+            x (Tensor): Tokens, B x N x C with N = H * W.
+            hw_shape (tuple[int, int]): The grid (H, W) of the tokens.
 
         Returns:
             Tensor: B x N x C.
@@ -163,7 +175,11 @@ class ConvMlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: Tensor, hw_shape: HWShape) -> Tensor:
-        """Args: x (Tensor): B x N x C tokens; hw_shape: their grid.
+        """Apply the module to tokens.
+
+        Args:
+            x (Tensor): Tokens, B x N x C with N = H * W.
+            hw_shape (tuple[int, int]): The grid (H, W) of the tokens.
 
         Returns:
             Tensor: B x N x C.
@@ -184,7 +200,8 @@ class PVTv2Block(nn.Module):
         drop (float): Dropout rate of projections and MLP.
         attn_drop (float): Dropout rate of the attention weights.
         drop_path (float): Stochastic-depth rate of both residual branches.
-        norm_eps (float): Epsilon of the LayerNorms.
+        norm_eps (float): Epsilon of norm1 and norm2 (the attention's
+            own reduction norm keeps 1e-5).
     """
 
     def __init__(self,
@@ -205,15 +222,18 @@ class PVTv2Block(nn.Module):
             sr_ratio,
             qkv_bias=qkv_bias,
             attn_drop=attn_drop,
-            proj_drop=drop,
-            norm_eps=norm_eps)
+            proj_drop=drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0 \
             else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = ConvMlp(dim, int(dim * mlp_ratio), drop=drop)
 
     def forward(self, x: Tensor, hw_shape: HWShape) -> Tensor:
-        """Args: x (Tensor): B x N x C tokens; hw_shape: their grid.
+        """Apply the module to tokens.
+
+        Args:
+            x (Tensor): Tokens, B x N x C with N = H * W.
+            hw_shape (tuple[int, int]): The grid (H, W) of the tokens.
 
         Returns:
             Tensor: B x N x C.
@@ -253,7 +273,10 @@ class PVTv2(BaseModule):
         attn_drop_rate (float): Attention dropout rate. Default: 0.
         drop_path_rate (float): Stochastic-depth rate of the last block,
             linearly increasing from 0 over all blocks. Default: 0.1.
-        norm_eps (float): Epsilon of the LayerNorms. Default: 1e-6.
+        norm_eps (float): Epsilon of the LayerNorms of the blocks and at
+            the end of each stage. Default: 1e-6. As in the official code,
+            the LayerNorms of the patch embeddings and of the key/value
+            reduction use PyTorch's default 1e-5.
         frozen_stages (int): Stages ``1 .. frozen_stages`` (patch embedding,
             blocks and norm of each) get no gradient and stay in eval mode.
             -1 or 0 freezes nothing, 4 the whole backbone. Default: -1.
@@ -367,8 +390,7 @@ class PVTv2(BaseModule):
                     channels,
                     dim,
                     patch_size=7 if i == 0 else 3,
-                    stride=4 if i == 0 else 2,
-                    norm_eps=norm_eps))
+                    stride=4 if i == 0 else 2))
             self.add_module(
                 f'block{i + 1}',
                 nn.ModuleList([
@@ -508,6 +530,7 @@ class PVTv2(BaseModule):
                 x = block(x, hw_shape)
             x = norm(x)
             x = x.transpose(1, 2).reshape(x.shape[0], -1, *hw_shape)
+            x = x.contiguous()
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)

@@ -5,12 +5,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from torch import Tensor
-
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, SampleList
+from torch import Tensor
+
 from ..losses.structure_loss import StructureLoss  # noqa: F401 (registers)
 
 
@@ -335,8 +335,8 @@ class PolypPVTHead(BaseDecodeHead):
         """
         x1, x2, x3, x4 = self._transform_inputs(inputs)
         self._check_shapes((x1, x2, x3, x4))
-        f2, f3, f4 = (conv(x) for conv, x in zip(self.lateral_convs,
-                                                  (x2, x3, x4)))
+        f2, f3, f4 = (
+            conv(x) for conv, x in zip(self.lateral_convs, (x2, x3, x4)))
         cfm = self.cfm(f4, f3, f2)
         guide = F.interpolate(
             self.cim_conv(self.cim(x1)),

@@ -10,12 +10,12 @@ import torch.nn as nn
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.model import ModuleList
-from torch import Tensor
-
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList, add_prefix)
+from torch import Tensor
+
 from ..utils import load_state_dict_file, polyp_pvt_convert
 
 ModelConfig = Union[str, ConfigType]
@@ -338,11 +338,10 @@ class KDASDistiller(BaseSegmentor):
         self._teacher_records: Dict[str, Any] = {}
         pairs = (self.at_pairs if self.with_at else []) + (
             self.sgm_pairs if self.with_sgm else [])
-        for role, model, records in (
-            ('student', self.student, self._student_records),
-            ('teacher', self.teacher, self._teacher_records)):
-            names = {p[role].module for p in pairs} - {None}
-            self._register_record_hooks(model, names, records, role)
+        self._register_record_hooks(self.student, pairs, 'student',
+                                    self._student_records)
+        self._register_record_hooks(self.teacher, pairs, 'teacher',
+                                    self._teacher_records)
 
     @staticmethod
     def _check_preprocessing(data_preprocessor: OptConfigType,
@@ -364,9 +363,10 @@ class KDASDistiller(BaseSegmentor):
                     f'of the teacher ({theirs}) differ; both models are fed '
                     'the one batch the distiller preprocesses')
 
-    def _register_record_hooks(self, model: nn.Module, names: set,
-                               records: Dict[str, Any], role: str) -> None:
-        """Record the outputs of the named modules of ``model``."""
+    def _register_record_hooks(self, model: nn.Module, pairs: List[dict],
+                               role: str, records: Dict[str, Any]) -> None:
+        """Record the outputs of the modules the pairs name in ``model``."""
+        names = {pair[role].module for pair in pairs} - {None}
         modules = dict(model.named_modules())
         for name in sorted(names):
             if name not in modules:

@@ -1,7 +1,6 @@
 """Optimizer constructor that leaves the frozen teacher out."""
 import torch.nn as nn
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
-
 from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
 

@@ -8,9 +8,8 @@ from typing import Tuple
 
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 _ALIGN_TO = ('teacher', 'student')
 _SYMMETRIC_LOSS_TYPES = ('mse', 'l1', 'cosine')

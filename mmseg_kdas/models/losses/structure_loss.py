@@ -4,9 +4,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 
 def boundary_weight(mask: Tensor,
@@ -72,8 +71,9 @@ def structure_loss(pred: Tensor,
     (:func:`boundary_weight`), per image::
 
         wbce = sum(w * bce(pred, m)) / sum(w)
-        wiou = 1 - (inter + 1) / (union - inter + 1),
-        inter = sum(w * sigmoid(pred) * m), union = sum(w * (sigmoid(pred) + m))
+        wiou = 1 - (inter + 1) / (union - inter + 1), with
+        inter = sum(w * sigmoid(pred) * m),
+        union = sum(w * (sigmoid(pred) + m)),
 
     and the loss is the mean of ``wbce + wiou`` over the batch.
 

@@ -4,10 +4,9 @@ from typing import Optional, Tuple
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from torch import Tensor
-
 from mmseg.registry import MODELS
 from mmseg.utils import OptMultiConfig
+from torch import Tensor
 
 _EMBEDDINGS = ('transpose', 'gram', 'covariance')
 
@@ -49,7 +48,9 @@ def gram_embedding(x: Tensor, center: bool = False) -> Tensor:
     flat = x.flatten(2)
     if center:
         flat = flat - flat.mean(dim=2, keepdim=True)
-    return flat @ flat.transpose(1, 2) / flat.shape[2]
+    gram = flat @ flat.transpose(1, 2) / flat.shape[2]
+    # symmetric in exact arithmetic; averaging makes it so in floating point
+    return (gram + gram.transpose(1, 2)) / 2
 
 
 @MODELS.register_module()

@@ -177,19 +177,28 @@ def infer_pvtv2_arch(state_dict: StateDict, prefix: str = '') -> str:
                      f'depths {depths}, mlp_ratios {mlp_ratios}')
 
 
-def _shape_diff(expected: StateDict, actual: StateDict) -> List[str]:
+def _to_reference(key: str) -> str:
+    """The reference name of an mmseg_kdas key (inverse prefix table)."""
+    for old, new in POLYP_PVT_PREFIXES:
+        if key.startswith(new):
+            return old + key[len(new):]
+    return key
+
+
+def _diff(expected: StateDict, actual: StateDict) -> List[str]:
+    """Missing, unexpected and mis-shaped keys, in reference names."""
     problems = []
-    missing = sorted(set(expected) - set(actual))
-    unexpected = sorted(set(actual) - set(expected))
+    missing = [_to_reference(k) for k in expected if k not in actual]
+    unexpected = [_to_reference(k) for k in actual if k not in expected]
+    mismatched = [
+        f'{_to_reference(k)}: {tuple(actual[k].shape)} vs '
+        f'{tuple(v.shape)}' for k, v in expected.items()
+        if k in actual and actual[k].shape != v.shape
+    ]
     if missing:
         problems.append(f'missing keys: {missing}')
     if unexpected:
         problems.append(f'unexpected keys: {unexpected}')
-    mismatched = [
-        f'{k}: {tuple(actual[k].shape)} vs {tuple(v.shape)}'
-        for k, v in expected.items()
-        if k in actual and actual[k].shape != v.shape
-    ]
     if mismatched:
         problems.append(f'shape mismatches (checkpoint vs model): '
                         f'{mismatched}')
@@ -213,7 +222,8 @@ def convert_polyp_pvt(state_dict: StateDict) -> Tuple[StateDict, str]:
 
     Raises:
         ValueError: For an ImageNet or already-converted file, or for any
-            missing, unexpected or mis-shaped key (all are listed).
+            missing, unexpected or mis-shaped key (all are listed, under
+            their reference names).
     """
     from ..backbones.pvtv2 import PVTv2
     from ..decode_heads.polyp_pvt_head import PolypPVTHead
@@ -233,7 +243,7 @@ def convert_polyp_pvt(state_dict: StateDict) -> Tuple[StateDict, str]:
     for prefix, module in (('backbone.', backbone), ('decode_head.', head)):
         expected.update(
             (prefix + k, v) for k, v in module.state_dict().items())
-    problems = _shape_diff(expected, converted)
+    problems = _diff(expected, converted)
     if problems:
         raise ValueError(f'Polyp-PVT checkpoint (PVTv2-{arch}) does not '
                          f'convert cleanly: ' + '; '.join(problems))

@@ -1,0 +1,108 @@
+"""Timing and memory measurement shared by the benchmark tools."""
+import os
+import statistics
+import threading
+import time
+from typing import Callable, Dict, List
+
+import torch
+
+_PAGE = os.sysconf('SC_PAGE_SIZE')
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object],
+              device: torch.device,
+              warmup: int = 2,
+              repeats: int = 5) -> Dict[str, float]:
+    """Median wall time of ``fn`` after ``warmup`` untimed calls.
+
+    Args:
+        fn: The work to time; called ``warmup + repeats`` times.
+        device: Synchronised before and after each timed call.
+        warmup: Untimed calls first (allocator, kernels, caches).
+        repeats: Timed calls.
+
+    Returns:
+        dict with ``median``, ``min`` and ``max`` seconds of the timed calls.
+    """
+    if repeats < 1:
+        raise ValueError(f'repeats must be >= 1, got {repeats}')
+    for _ in range(warmup):
+        fn()
+    times: List[float] = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return dict(
+        median=statistics.median(times), min=min(times), max=max(times))
+
+
+def _rss_bytes() -> int:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+class PeakMemory:
+    """Peak memory of a block, above what was in use when it began.
+
+    On CUDA it reads the caching allocator's peak; on the CPU it samples the
+    process's resident set every millisecond from a thread (Linux
+    ``/proc/self/statm``), which catches the peak of any block lasting more
+    than a few milliseconds.
+
+    Example:
+        >>> with PeakMemory(torch.device('cpu')) as mem:
+        ...     x = torch.ones(1 << 20)
+        >>> mem.peak_bytes > 0
+        True
+    """
+
+    def __init__(self, device: torch.device, interval: float = 1e-3):
+        self.device = device
+        self.interval = interval
+        self.peak_bytes = 0
+
+    def __enter__(self) -> 'PeakMemory':
+        if self.device.type == 'cuda':
+            synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        else:
+            self._base = _rss_bytes()
+            self._max = self._base
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._max = max(self._max, _rss_bytes())
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == 'cuda':
+            synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+            peak = max(self._max, _rss_bytes())
+        self.peak_bytes = max(0, peak - self._base)
+
+
+def markdown_table(header: List[str], rows: List[List[str]]) -> str:
+    """Rows as a GitHub markdown table."""
+    lines = ['| ' + ' | '.join(header) + ' |',
+             '|' + '|'.join('---' for _ in header) + '|']
+    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+    return '\n'.join(lines)

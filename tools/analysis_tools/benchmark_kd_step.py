@@ -1,0 +1,128 @@
+"""Cost of one KDAS training step against its parts, on one batch.
+
+    python tools/analysis_tools/benchmark_kd_step.py CFG [--batch-size 2]
+        [--size 352] [--device cpu|cuda] [--amp] [--channels-last]
+        [--warmup 2] [--repeats 5]
+
+Times, in one process and on the same batch: the KDAS step (forward of
+student and teacher, losses, backward, optimizer step), (a) a student-only
+step (the student's own losses, backward, step) and (b) a teacher forward
+alone, and prints the distillation overhead
+``KD step / (student step + teacher forward)``: 1.0 means distilling costs
+nothing beyond running both networks. Peak memory is the CUDA allocator's
+peak, or on the CPU the peak growth of the resident set.
+"""
+import argparse
+import copy
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+
+from mmseg.registry import MODELS
+from mmseg_kdas.testing import make_batch
+from mmseg_kdas.utils.benchmark import PeakMemory, markdown_table, time_call
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='KDAS distiller config')
+    parser.add_argument('--batch-size', type=int, default=2)
+    parser.add_argument('--size', type=int, default=352)
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument(
+        '--amp', action='store_true', help='AmpOptimWrapper (GPU)')
+    parser.add_argument(
+        '--channels-last', action='store_true', help='NHWC memory format')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument(
+        '--threads', type=int, default=None, help='torch CPU threads')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file not found: {args.config}')
+    cfg = Config.fromfile(args.config)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    device = torch.device(args.device)
+
+    model_cfg = cfg.model.copy()
+    model_cfg.pop('teacher_ckpt', None)  # random weights time the same
+    distiller = MODELS.build(model_cfg)
+    if not hasattr(distiller, 'student'):
+        raise TypeError(f'{args.config}: model is not a distiller (it has '
+                        'no student)')
+    distiller.init_weights()
+    distiller.to(device)
+    if args.channels_last:
+        distiller.to(memory_format=torch.channels_last)
+    student, teacher = distiller.student, distiller.teacher
+    # The student-only baseline trains its own copy, so both steps start
+    # from the same weights and optimizer state.
+    student_alone = copy.deepcopy(student)
+
+    optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+    if args.amp:
+        optim_cfg['type'] = 'AmpOptimWrapper'
+        optim_cfg['loss_scale'] = 'dynamic'
+    kd_optim = build_optim_wrapper(distiller, copy.deepcopy(optim_cfg))
+    student_optim = build_optim_wrapper(student_alone,
+                                        copy.deepcopy(optim_cfg))
+
+    data = make_batch(args.batch_size, (args.size, args.size))
+    teacher_inputs = teacher.data_preprocessor(data, False)['inputs']
+
+    def kd_step():
+        distiller.train_step(data, kd_optim)
+
+    def student_step():
+        student_alone.train_step(data, student_optim)
+
+    def teacher_forward():
+        with torch.no_grad(), torch.autocast(
+                device.type, enabled=args.amp and device.type == 'cuda'):
+            teacher(teacher_inputs, mode='tensor')
+
+    distiller.train()
+    student_alone.train()
+    rows, times = [], {}
+    for name, fn in (('KDAS step', kd_step), ('(a) student step',
+                                              student_step),
+                     ('(b) teacher forward', teacher_forward)):
+        with PeakMemory(device) as mem:
+            fn()
+        t = time_call(fn, device, args.warmup, args.repeats)
+        times[name] = t['median']
+        rows.append([
+            name, f'{t["median"] * 1e3:.1f}',
+            f'{t["min"] * 1e3:.1f}-{t["max"] * 1e3:.1f}',
+            f'{mem.peak_bytes / 2**20:.0f}'
+        ])
+    ratio = times['KDAS step'] / (
+        times['(a) student step'] + times['(b) teacher forward'])
+
+    print(f'\n{osp.basename(args.config)}: batch {args.batch_size}, '
+          f'{args.size}x{args.size}, {device}'
+          + (f' ({torch.cuda.get_device_name(device)})'
+             if device.type == 'cuda' else
+             f', {torch.get_num_threads()} threads')
+          + (', AMP' if args.amp else '') +
+          (', channels-last' if args.channels_last else '') +
+          f'; median of {args.repeats} after {args.warmup} warm-up runs\n')
+    print(
+        markdown_table(['step', 'median ms', 'min-max ms', 'peak MiB'],
+                       rows))
+    print(f'\nKD overhead: KD step / (student step + teacher forward) = '
+          f'{ratio:.3f}')
+
+
+if __name__ == '__main__':
+    main()
