@@ -10,6 +10,11 @@
 # checkpoint of configs/polyp_pvt/polyp-pvt_pvtv2-b2_...; set it with
 #   --cfg-options model.teacher_ckpt=path/to/teacher.pth
 # The student backbone starts from pretrain/pvt_v2_b0.pth (ImageNet).
+# Evaluate the exported student alone (no teacher file needed):
+#   python tools/test.py WORK_DIR/student_config.py \
+#       WORK_DIR/epoch_100_student.pth
+# or the distiller checkpoint with this config and
+#   --cfg-options model.teacher_ckpt=None
 _base_ = [
     '../_base_/models/polyp_pvt_pvtv2-b2.py',
     '../_base_/datasets/pranet_polyp.py',
@@ -22,19 +27,6 @@ default_scope = 'mmseg'
 model = dict(
     _delete_=True,
     type='KDASDistiller',
-    # The reference trains every batch at the rates 0.75, 1 and 1.25 (256,
-    # 352 and 448 px); here one rate per iteration, in turn. Teacher and
-    # student see the same rescaled batch.
-    data_preprocessor=dict(
-        _base_.data_preprocessor,
-        type='BatchAugSegDataPreProcessor',
-        size_divisor=32,
-        batch_augments=[
-            dict(
-                type='BatchMultiScaleResize',
-                rates=(0.75, 1.0, 1.25),
-                mode='cycle')
-        ]),
     # the Polyp-PVT B2 model of ../_base_/models/polyp_pvt_pvtv2-b2.py
     teacher=_base_.model,
     teacher_ckpt='pretrain/PolypPVT.pth',
@@ -63,7 +55,14 @@ model = dict(
     ],
     loss_sgm=dict(type='SymmetricKDLoss', loss_type='mse'))
 
+# The distiller preprocesses with the student's data_preprocessor (multi-
+# scale training at the rates 0.75, 1 and 1.25 in turn, see
+# ../_base_/models/polyp_pvt_pvtv2-b2.py): teacher and student see the same
+# rescaled batch, as in the reference.
+log_processor = dict(by_epoch=True)
 # the frozen teacher stays out of the optimizer
 optim_wrapper = dict(constructor='KDASOptimWrapperConstructor')
-# iter_*.pth / epoch_*.pth -> *_student.pth + student_config.py
+# iter_*.pth / epoch_*.pth -> *_student.pth + student_config.py. Not in
+# the paper: dict(type='DistillWeightWarmupHook', warmup_iters=N) ramps the
+# distillation terms from 0 to full weight over the first N iterations.
 custom_hooks = [dict(type='StudentExportHook')]

@@ -11,16 +11,6 @@ student_checkpoint = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrai
 model = dict(
     _delete_=True,
     type='KDASDistiller',
-    data_preprocessor=dict(
-        _base_.data_preprocessor,
-        type='BatchAugSegDataPreProcessor',
-        size_divisor=32,
-        batch_augments=[
-            dict(
-                type='BatchMultiScaleResize',
-                rates=(0.75, 1.0, 1.25),
-                mode='cycle')
-        ]),
     teacher=_base_.model,
     teacher_ckpt='work_dirs/segformer_mit-b2_1xb16-100e_pranet-352x352/'
     'epoch_100.pth',

@@ -15,6 +15,18 @@ default_scope = 'mmseg'
 
 checkpoint = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/segformer/mit_b2_20220624-66e8bf70.pth'  # noqa
 model = dict(
+    # multi-scale training as the Polyp-PVT recipe (rates 0.75, 1, 1.25)
+    data_preprocessor=dict(
+        _base_.data_preprocessor,
+        type='BatchAugSegDataPreProcessor',
+        size_divisor=32,
+        test_cfg=dict(size_divisor=32),
+        batch_augments=[
+            dict(
+                type='BatchMultiScaleResize',
+                rates=(0.75, 1.0, 1.25),
+                mode='cycle')
+        ]),
     backbone=dict(
         embed_dims=64,
         num_heads=[1, 2, 5, 8],
@@ -24,3 +36,4 @@ model = dict(
         in_channels=[64, 128, 320, 512],
         num_classes=2,
         norm_cfg=dict(type='BN', requires_grad=True)))
+log_processor = dict(by_epoch=True)

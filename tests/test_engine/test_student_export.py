@@ -7,7 +7,7 @@ from conftest import ROOT
 from kdas_helpers import make_batch, tiny_list_model
 from mmengine.config import Config
 from mmengine.runner import Runner
-from mmseg.apis import init_model
+from mmseg.apis import MMSegInferencer, inference_model, init_model
 
 from mmseg_kdas.models.distillers import (student_checkpoint, student_config,
                                           student_state_dict)
@@ -50,6 +50,21 @@ def _run_config(work_dir: str, data_root: str) -> Config:
                     seg_map_suffix='.png',
                     pipeline=pipeline)),
             test_pipeline=pipeline,
+            test_dataloader=dict(
+                batch_size=1,
+                num_workers=0,
+                sampler=dict(type='DefaultSampler', shuffle=False),
+                dataset=dict(
+                    type='BaseSegDataset',
+                    data_root=data_root,
+                    metainfo=dict(classes=('background', 'polyp')),
+                    data_prefix=dict(img_path='images', seg_map_path='masks'),
+                    img_suffix='.png',
+                    seg_map_suffix='.png',
+                    test_mode=True,
+                    pipeline=pipeline)),
+            test_cfg=dict(type='TestLoop'),
+            test_evaluator=dict(type='IoUMetric'),
             optim_wrapper=dict(
                 type='OptimWrapper',
                 optimizer=dict(type='AdamW', lr=1e-3),
@@ -69,6 +84,10 @@ def _run_config(work_dir: str, data_root: str) -> Config:
                 dict(type='DistillWeightWarmupHook', warmup_iters=2)
             ],
             env_cfg=dict(dist_cfg=dict(backend='gloo')),
+            visualizer=dict(
+                type='SegLocalVisualizer',
+                vis_backends=[dict(type='LocalVisBackend')],
+                name='visualizer'),
             randomness=dict(seed=0),
             log_level='WARNING'))
 
@@ -119,6 +138,14 @@ def test_hook_exports_each_checkpoint_as_a_student_model(trained):
             _student_outputs(model, batch), _student_outputs(student,
                                                              batch)):
         assert torch.equal(a, b)
+
+    image = osp.join(runner.cfg.train_dataloader.dataset.data_root, 'images',
+                     '0.png')
+    inferencer = MMSegInferencer(
+        model=cfg_path, weights=exported, device='cpu')
+    prediction = inferencer(image)['predictions']
+    expected = inference_model(model, image).pred_sem_seg.data[0]
+    assert torch.equal(torch.as_tensor(prediction), expected.cpu())
 
 
 def test_warmup_hook_ramped_the_distillation_terms(trained):

@@ -204,3 +204,30 @@ def test_bad_inputs_are_errors():
     gt[0, 0] = 255  # a 0 / 255 mask loaded as it is
     with pytest.raises(ValueError, match='binary'):
         polyp_image_measures(np.zeros((3, 3)), gt)
+
+
+@pytest.mark.parametrize('thresholds', [
+    TOOLBOX_THRESHOLDS,
+    np.linspace(0.2, 0.9, 11),
+    np.array([0.0, 0.1, 0.15, 0.7, 1.0]),  # uneven: binary search
+])
+def test_counts_equal_a_binary_search(thresholds):
+    rng = np.random.default_rng(1)
+    values = np.concatenate([
+        rng.random(20000), thresholds, np.nextafter(thresholds, 2),
+        np.nextafter(thresholds, -1),
+        np.arange(256) / 255, [0.0, 1.0]
+    ])
+    values = np.clip(values, 0, 1)
+    gt = rng.random(values.shape) < 0.5
+    asc = np.sort(thresholds)
+    for strict, side in ((False, 'right'), (True, 'left')):
+        reached = np.searchsorted(asc, values, side=side)
+        num_pred, num_tp = threshold_counts(values[None], gt[None],
+                                            thresholds, strict)
+        for t, n, tp in zip(thresholds, num_pred, num_tp):
+            i = np.searchsorted(asc, t)
+            assert n == (reached > i).sum()
+            assert tp == (reached[gt] > i).sum()
+            positive = values > t if strict else values >= t
+            assert n == positive.sum() and tp == (positive & gt).sum()

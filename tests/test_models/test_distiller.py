@@ -9,6 +9,7 @@ from mmseg.registry import MODELS
 
 from mmseg_kdas.models.distillers import KDASDistiller
 from mmseg_kdas.models.losses import AttentionSupervisionLoss
+from mmseg_kdas.testing import check_segmentor
 
 OPTIM = dict(
     optimizer=dict(type='SGD', lr=0.5, momentum=0.9),
@@ -31,6 +32,18 @@ def _grad_norm(module):
 
 def test_registered():
     assert MODELS.get('KDASDistiller') is KDASDistiller
+
+
+def test_all_modes_with_the_shared_segmentor_check():
+    result = check_segmentor(
+        dict(
+            type='KDASDistiller',
+            teacher=tiny_segformer(16),
+            student=tiny_segformer(8),
+            at_pairs=[dict(student=0, teacher=0)]),
+        img_size=(64, 64))
+    assert {'loss_at_0', 'loss_sgm_0'} <= set(result['losses'])
+    assert all(p.grad is None for p in result['model'].teacher.parameters())
 
 
 def test_train_step_leaves_teacher_unchanged_and_without_gradients():
@@ -95,6 +108,10 @@ def test_optimizer_holds_no_teacher_parameter():
         ids = {id(p) for group in groups for p in group['params']}
         assert ids == trainable_ids  # student and SGM adapter, no teacher
         assert not ids & teacher_ids
+    # a model without teacher (the student alone) keeps all its parameters
+    alone = build_optim_wrapper(model.student, copy.deepcopy(OPTIM))
+    assert sum(len(g['params']) for g in alone.optimizer.param_groups) == len(
+        list(model.student.parameters()))
     backbone_ids = {id(p) for p in model.student.backbone.parameters()}
     for group in groups:
         expected = 0.05 if id(group['params'][0]) in backbone_ids else 0.5

@@ -18,15 +18,15 @@ class KDASOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     as usual, and no teacher parameter reaches the optimizer.
 
     Use it with ``optim_wrapper = dict(...,
-    constructor='KDASOptimWrapperConstructor')``.
+    constructor='KDASOptimWrapperConstructor')``. A model without a
+    ``teacher`` (e.g. the student alone) gets the default behaviour.
     """
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
         distiller = model.module if hasattr(model, 'module') else model
         if not isinstance(getattr(distiller, 'teacher', None), nn.Module):
-            raise TypeError('KDASOptimWrapperConstructor expects a model '
-                            'with a `teacher` module (a KDASDistiller), got '
-                            f'{type(distiller).__name__}')
+            # e.g. the student alone, trained with the distiller's settings
+            return super().__call__(model)
         trainable = nn.Module()
         for name, param in distiller.named_parameters(recurse=False):
             trainable.register_parameter(name, param)

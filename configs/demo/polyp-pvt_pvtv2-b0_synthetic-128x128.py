@@ -1,0 +1,56 @@
+# The demo's teacher (tools/demo.sh): Polyp-PVT on PVTv2-B0, trained from
+# scratch for a few CPU minutes on the synthetic polyp set that the demo
+# writes to work_dirs/demo/data (PraNet layout, 128x128 images).
+_base_ = ['../polyp_pvt/polyp-pvt_pvtv2-b0_1xb16-100e_pranet-352x352.py']
+
+data_root = 'work_dirs/demo/data'
+img_scale = (128, 128)
+meta_keys = {{_base_.meta_keys}}
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadPolypAnnotations'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackSegInputs', meta_keys=meta_keys),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow'),
+    dict(type='LoadPolypAnnotations'),
+    dict(type='PackSegInputs', meta_keys=meta_keys),
+]
+
+# no ImageNet weights offline: random initialisation
+model = dict(backbone=dict(init_cfg=None))
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=2,
+    dataset=dict(
+        _delete_=True,
+        type='PolypDataset',
+        data_root=data_root,
+        data_prefix=dict(
+            img_path='TestDataset/Kvasir/images',
+            seg_map_path='TestDataset/Kvasir/masks'),
+        test_set='Kvasir',
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+max_iters = 300
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+train_cfg = dict(
+    _delete_=True,
+    type='IterBasedTrainLoop',
+    max_iters=max_iters,
+    val_interval=max_iters)
+default_hooks = dict(
+    logger=dict(interval=50, log_metric_by_epoch=False),
+    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+randomness = dict(seed=0)
