@@ -37,10 +37,6 @@ STEP='python'
   || fail "$PY is not a Python >= 3.8"
 say "python: $("$PY" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
 
-STEP='build tools'
-# mmcv's setup.py imports pkg_resources, which setuptools 81 removed.
-pip_ -q 'setuptools<81' wheel ninja packaging
-
 STEP='torch'
 if "$PY" -c 'import torch, torchvision' 2>/dev/null; then
   say "keeping the installed torch"
@@ -67,6 +63,11 @@ print(torch.__version__.replace('+', '_'), m.group(1) if m else '17', cuda,
 EOF
 )
 say "torch $TORCH_VER, C++$CXX_STD, CUDA ops: $WITH_CUDA, ABI $ABI_TAG"
+
+STEP='build tools'
+# After torch, whose own requirements may upgrade setuptools: mmcv's
+# setup.py imports pkg_resources, which setuptools 81 removed.
+pip_ -q 'setuptools<81' wheel ninja packaging
 
 STEP='mmcv'
 KEY="mmcv-$MMCV_VERSION-torch$TORCH_VER-cuda$WITH_CUDA-$ABI_TAG"

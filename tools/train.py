@@ -11,8 +11,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
-
 from mmseg.registry import RUNNERS
+
 from mmseg_kdas.engine import setup_cpu_distributed
 
 

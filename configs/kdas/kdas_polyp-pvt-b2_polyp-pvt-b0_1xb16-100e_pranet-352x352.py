@@ -19,7 +19,7 @@ _base_ = [
     '../_base_/models/polyp_pvt_pvtv2-b2.py',
     '../_base_/datasets/pranet_polyp.py',
     '../_base_/schedules/schedule_100e_polyp.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
 default_scope = 'mmseg'
@@ -59,7 +59,6 @@ model = dict(
 # scale training at the rates 0.75, 1 and 1.25 in turn, see
 # ../_base_/models/polyp_pvt_pvtv2-b2.py): teacher and student see the same
 # rescaled batch, as in the reference.
-log_processor = dict(by_epoch=True)
 # the frozen teacher stays out of the optimizer
 optim_wrapper = dict(constructor='KDASOptimWrapperConstructor')
 # iter_*.pth / epoch_*.pth -> *_student.pth + student_config.py. Not in

@@ -8,7 +8,7 @@ _base_ = [
     'mmseg::_base_/models/segformer_mit-b0.py',
     '../_base_/datasets/pranet_polyp.py',
     '../_base_/schedules/schedule_100e_polyp.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
 default_scope = 'mmseg'
@@ -36,4 +36,3 @@ model = dict(
         in_channels=[64, 128, 320, 512],
         num_classes=2,
         norm_cfg=dict(type='BN', requires_grad=True)))
-log_processor = dict(by_epoch=True)

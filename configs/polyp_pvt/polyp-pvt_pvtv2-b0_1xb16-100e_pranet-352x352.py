@@ -5,7 +5,7 @@ _base_ = [
     '../_base_/models/polyp_pvt_pvtv2-b2.py',
     '../_base_/datasets/pranet_polyp.py',
     '../_base_/schedules/schedule_100e_polyp.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
 model = dict(
@@ -15,4 +15,3 @@ model = dict(
                       checkpoint='pretrain/pvt_v2_b0.pth')),
     decode_head=dict(in_channels=[32, 64, 160, 256]))
 train_dataloader = dict(batch_size=16)
-log_processor = dict(by_epoch=True)

@@ -81,7 +81,9 @@ class LoadPolypAnnotations(BaseTransform):
 
     Required Keys:
 
-    - seg_map_path
+    - seg_map_path (a sample without one, or with None, as in inference
+      with ``mmseg.apis.inference_model`` or ``MMSegInferencer``, has no
+      ground truth and passes through unchanged)
     - ori_shape (optional, for the size check)
 
     Added Keys:
@@ -119,7 +121,9 @@ class LoadPolypAnnotations(BaseTransform):
         Returns:
             The result dict with ``gt_seg_map`` added.
         """
-        path = results['seg_map_path']
+        path = results.get('seg_map_path')
+        if path is None:
+            return results
         try:
             mask_bytes = fileio.get(path, backend_args=self.backend_args)
             mask = mmcv.imfrombytes(

@@ -20,7 +20,6 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
-
 from mmseg.registry import HOOKS
 
 _TAG = '__plain__'

@@ -5,9 +5,10 @@ mmengine 0.10 assumes a CUDA device once a launcher is given: its
 the model in DDP with ``device_ids=[LOCAL_RANK]``. Both fail on a machine
 without a GPU. :func:`setup_cpu_distributed` starts the gloo process group
 from the environment torchrun (``tools/dist_train.sh``) or slurm
-(``tools/slurm_train.sh``) sets, and selects :class:`CPUDistributedDataParallel`
-as the model wrapper, so the runner sees an initialised group and skips its
-own CUDA-only setup. On GPU machines nothing changes.
+(``tools/slurm_train.sh``) sets, and selects
+:class:`CPUDistributedDataParallel` as the model wrapper, so the runner
+sees an initialised group and skips its own CUDA-only setup. On GPU
+machines nothing changes.
 """
 import os
 

@@ -6,7 +6,6 @@ import signal
 import torch
 import torch.distributed as dist
 from mmengine.hooks import Hook
-
 from mmseg.registry import HOOKS
 
 

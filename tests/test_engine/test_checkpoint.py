@@ -6,7 +6,8 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
-from mmseg_kdas.engine import from_plain, load_from_local_weights_only, to_plain
+from mmseg_kdas.engine import (from_plain, load_from_local_weights_only,
+                               to_plain)
 
 
 def _hub_state():

@@ -6,7 +6,6 @@ import subprocess
 
 import pytest
 import torch
-
 from conftest import CONFIGS, ROOT
 
 

@@ -20,8 +20,8 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
-
 from mmseg.registry import MODELS
+
 from mmseg_kdas.testing import make_batch
 from mmseg_kdas.utils.benchmark import PeakMemory, markdown_table, time_call
 
@@ -44,6 +44,18 @@ def parse_args():
     return parser.parse_args()
 
 
+def drop_batch_augments(cfg) -> None:
+    """Remove ``batch_augments`` from every data preprocessor in ``cfg``."""
+    if isinstance(cfg, dict):
+        if 'batch_augments' in cfg:
+            cfg['batch_augments'] = None
+        for value in cfg.values():
+            drop_batch_augments(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            drop_batch_augments(value)
+
+
 def main():
     args = parse_args()
     if args.threads:
@@ -56,6 +68,9 @@ def main():
 
     model_cfg = cfg.model.copy()
     model_cfg.pop('teacher_ckpt', None)  # random weights time the same
+    # Multi-scale batch augmentation would change the input size from one
+    # step to the next: every step here runs at --size.
+    drop_batch_augments(model_cfg)
     distiller = MODELS.build(model_cfg)
     if not hasattr(distiller, 'student'):
         raise TypeError(f'{args.config}: model is not a distiller (it has '

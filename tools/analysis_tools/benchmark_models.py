@@ -19,8 +19,8 @@ import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-
 from mmseg.registry import MODELS
+
 from mmseg_kdas.utils.benchmark import markdown_table, time_call
 
 

@@ -2,8 +2,8 @@
 # values clipped to [-0.5, 0.5], constant learning rate (the reference's
 # adjust_lr decays by 0.1 every 200 epochs, i.e. never within 100), 100
 # epochs. With the 1,450 PraNet training images and batch 16 an epoch is
-# 91 iterations. (Set log_processor = dict(by_epoch=True) in the final
-# config: mmseg's default_runtime.py defines log_processor.)
+# 91 iterations. Pair with ../default_runtime.py (epoch-based logging, the
+# polyp visualiser).
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4),
@@ -19,4 +19,4 @@ default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook', by_epoch=True, interval=10, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='PolypVisualizationHook'))

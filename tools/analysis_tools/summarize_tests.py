@@ -1,0 +1,89 @@
+"""Side-by-side table of the polyp metrics of ``tools/test.py`` runs.
+
+    python tools/analysis_tools/summarize_tests.py NAME=WORK_DIR [...]
+        [--configs CFG ...] [--keys mDice mIoU ...]
+
+Each WORK_DIR is the ``--work-dir`` of a ``tools/test.py`` run; its newest
+``<timestamp>/<timestamp>.json`` (written by mmengine's LoggerHook) is read.
+With ``--configs`` (one per run, same order) a parameter column is added.
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+
+from mmseg_kdas.utils.benchmark import markdown_table
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('runs', nargs='+', help='NAME=WORK_DIR')
+    parser.add_argument('--configs', nargs='+', default=None)
+    parser.add_argument(
+        '--keys',
+        nargs='+',
+        default=['mDice', 'mIoU', 'wFm', 'Sm', 'mEm', 'MAE'],
+        help='measures to show, for every test set')
+    return parser.parse_args()
+
+
+def latest_metrics(work_dir: str) -> dict:
+    """The metrics of the newest test run in ``work_dir``."""
+    files = [
+        f for f in glob.glob(osp.join(work_dir, '*', '*.json'))
+        if osp.basename(f)[:-5] == osp.basename(osp.dirname(f))
+    ]
+    if not files:
+        raise FileNotFoundError(
+            f'no <timestamp>/<timestamp>.json metrics in {work_dir}; is it '
+            'the --work-dir of a finished tools/test.py run?')
+    with open(max(files)) as f:
+        return json.load(f)
+
+
+def count_params(config: str) -> int:
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model_cfg = cfg.model.copy()
+    model_cfg.pop('teacher_ckpt', None)
+    model = MODELS.build(model_cfg)
+    model = getattr(model, 'student', model)
+    return sum(p.numel() for p in model.parameters())
+
+
+def main():
+    args = parse_args()
+    runs = []
+    for run in args.runs:
+        if '=' not in run:
+            raise ValueError(f'{run!r}: expected NAME=WORK_DIR')
+        name, work_dir = run.split('=', 1)
+        runs.append((name, latest_metrics(work_dir)))
+    if args.configs and len(args.configs) != len(runs):
+        raise ValueError(f'--configs needs one config per run '
+                         f'({len(runs)}), got {len(args.configs)}')
+
+    sets = sorted({
+        k.split('/')[0]
+        for _, metrics in runs for k in metrics if '/' in k
+    })
+    columns = [f'{s}/{k}' for s in sets for k in args.keys]
+    header = ['model'] + (['params (M)'] if args.configs else []) + columns
+    rows = []
+    for i, (name, metrics) in enumerate(runs):
+        row = [name]
+        if args.configs:
+            row.append(f'{count_params(args.configs[i]) / 1e6:.3f}')
+        row += [
+            f'{metrics[c]:.4f}' if c in metrics else '-' for c in columns
+        ]
+        rows.append(row)
+    print(markdown_table(header, rows))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The main job on an embedded default, on the CPU in a few minutes, with no
+# download: a synthetic polyp data set -> a small teacher -> a KDAS student
+# distilled from it -> both evaluated with the polyp metric -> the student
+# exported alone -> image / ground truth / prediction overlays.
+#
+#   bash tools/demo.sh          # everything under work_dirs/demo
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+W=work_dirs/demo
+TEACHER=configs/demo/polyp-pvt_pvtv2-b0_synthetic-128x128.py
+KDAS=configs/demo/kdas_pvtv2-b0_pvtv2-tiny_synthetic-128x128.py
+step() { printf '\n=== [demo %4ss] %s\n' "$SECONDS" "$*"; }
+trap 'echo "demo FAILED at: $STEP" >&2' ERR
+
+STEP='synthetic data'; step "1/5 $STEP -> $W/data"
+"$PY" tools/dataset_converters/make_synthetic_polyp.py "$W/data" \
+  --num-train 96 --num-test 24 --size 128 128
+
+STEP='train the teacher'; step "2/5 $STEP -> $W/teacher"
+"$PY" tools/train.py "$TEACHER" --work-dir "$W/teacher"
+
+STEP='distil the student'; step "3/5 $STEP -> $W/kdas"
+"$PY" tools/train.py "$KDAS" --work-dir "$W/kdas"
+
+STEP='evaluate the teacher'; step "4/5 $STEP"
+"$PY" tools/test.py "$TEACHER" "$W/teacher/iter_300.pth" \
+  --work-dir "$W/test_teacher"
+
+STEP='evaluate the exported student'; step "5/5 $STEP, overlays -> $W/overlays"
+"$PY" tools/test.py "$W/kdas/student_config.py" \
+  "$W/kdas/iter_300_student.pth" --work-dir "$W/test_student" \
+  --show-dir "$W/overlays"
+
+STEP='summary'; step "$STEP"
+"$PY" tools/analysis_tools/summarize_tests.py \
+  teacher="$W/test_teacher" student="$W/test_student" \
+  --configs "$TEACHER" "$W/kdas/student_config.py"
+echo "student alone: $W/kdas/iter_300_student.pth + student_config.py;" \
+  "overlays: $W/overlays"
