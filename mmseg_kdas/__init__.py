@@ -5,7 +5,7 @@ so configs can use them by ``type=`` after::
 
     custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
 """
-from . import datasets, engine, evaluation, models  # noqa: F401
+from . import datasets, engine, evaluation, models, visualization  # noqa: F401
 from .version import __version__
 
 __all__ = ['__version__']

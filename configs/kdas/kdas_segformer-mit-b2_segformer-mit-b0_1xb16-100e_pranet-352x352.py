@@ -3,9 +3,9 @@
 # 1/4 of the input size). Distilled: the logits (attention supervision over
 # classes x pixels; SGM as P + P^T per class) and the last backbone stage
 # (SGM covariance embedding, a 1x1 adapter from 256 to 512 channels).
-# The teacher comes from segformer_mit-b2_1xb16-100e_pranet-352x352.py:
+# The teacher: ../segformer/segformer_mit-b2_1xb16-100e_pranet-352x352.py
 #   --cfg-options model.teacher_ckpt=work_dirs/.../epoch_100.pth
-_base_ = ['./segformer_mit-b2_1xb16-100e_pranet-352x352.py']
+_base_ = ['../segformer/segformer_mit-b2_1xb16-100e_pranet-352x352.py']
 
 student_checkpoint = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/segformer/mit_b0_20220624-7e0fe6dd.pth'  # noqa
 model = dict(

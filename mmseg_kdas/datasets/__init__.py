@@ -1,6 +1,4 @@
-"""datasets of mmseg_kdas."""
-from .batch_augments import (BatchAugSegDataPreProcessor,
-                             BatchMultiScaleResize, multiscale_size)
+"""Polyp data: the PraNet-layout dataset, mask loading, synthetic data."""
 from .polyp import POLYP_SUFFIXES, PolypDataset, list_polyp_pairs
 from .synthetic import (make_synthetic_polyp_dataset,
                         make_synthetic_polyp_pair, write_polyp_pairs)
@@ -8,8 +6,7 @@ from .transforms import LoadPolypAnnotations, binarize_mask
 
 __all__ = [
     'PolypDataset', 'POLYP_SUFFIXES', 'list_polyp_pairs',
-    'LoadPolypAnnotations', 'binarize_mask', 'BatchMultiScaleResize',
-    'BatchAugSegDataPreProcessor', 'multiscale_size',
+    'LoadPolypAnnotations', 'binarize_mask',
     'make_synthetic_polyp_dataset', 'make_synthetic_polyp_pair',
     'write_polyp_pairs'
 ]

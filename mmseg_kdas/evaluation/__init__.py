@@ -1,4 +1,4 @@
-"""evaluation of mmseg_kdas."""
+"""The polyp field's evaluation protocol: per-image measures and metric."""
 from .polyp_measures import (SCALAR_MEASURES, TOOLBOX_THRESHOLDS,
                              check_pred_gt, dice_iou_from_counts,
                              emeasure_from_counts, mean_absolute_error,
@@ -6,14 +6,10 @@ from .polyp_measures import (SCALAR_MEASURES, TOOLBOX_THRESHOLDS,
                              structure_measure, threshold_counts,
                              weighted_fmeasure)
 from .polyp_metric import TABLE_MEASURES, PolypMetric
-from .visualization import (PolypLocalVisualizer, PolypVisualizationHook,
-                            draw_polyp_panels, overlay_mask)
 
 __all__ = [
     'PolypMetric', 'TABLE_MEASURES', 'SCALAR_MEASURES', 'TOOLBOX_THRESHOLDS',
     'check_pred_gt', 'threshold_counts', 'dice_iou_from_counts',
     'emeasure_from_counts', 'structure_measure', 'weighted_fmeasure',
-    'mean_absolute_error', 'prepare_prediction', 'polyp_image_measures',
-    'PolypLocalVisualizer', 'PolypVisualizationHook', 'draw_polyp_panels',
-    'overlay_mask'
+    'mean_absolute_error', 'prepare_prediction', 'polyp_image_measures'
 ]

@@ -7,7 +7,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from mmseg_kdas.datasets import BatchMultiScaleResize, multiscale_size
+from mmseg_kdas.models import BatchMultiScaleResize, multiscale_size
 
 
 def batch(n=2, size=(8, 8)):

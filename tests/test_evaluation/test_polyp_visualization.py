@@ -7,8 +7,8 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from mmseg_kdas.evaluation import (PolypLocalVisualizer, draw_polyp_panels,
-                                   overlay_mask)
+from mmseg_kdas.visualization import (PolypLocalVisualizer, draw_polyp_panels,
+                                      overlay_mask)
 
 
 def case(h=40, w=50):

@@ -6,10 +6,10 @@ import os.path as osp
 
 import pytest
 import torch
-
 from conftest import CONFIGS
-from mmseg_kdas.datasets.synthetic import make_synthetic_polyp_dataset
 from test_train import load, run_tool
+
+from mmseg_kdas.datasets.synthetic import make_synthetic_polyp_dataset
 
 
 @pytest.fixture(scope='module')

@@ -44,7 +44,6 @@ def latest_metrics(work_dir: str) -> dict:
 def count_params(config: str) -> int:
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-
     from mmseg.registry import MODELS
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))

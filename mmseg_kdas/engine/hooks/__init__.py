@@ -1,6 +1,10 @@
 """hooks of mmseg_kdas."""
 from .distill_weight_warmup_hook import (DistillWeightWarmupHook,
                                          warmup_multiplier)
+from .polyp_visualization_hook import PolypVisualizationHook
 from .student_export_hook import StudentExportHook
 
-__all__ = ['DistillWeightWarmupHook', 'StudentExportHook', 'warmup_multiplier']
+__all__ = [
+    'DistillWeightWarmupHook', 'StudentExportHook', 'warmup_multiplier',
+    'PolypVisualizationHook'
+]

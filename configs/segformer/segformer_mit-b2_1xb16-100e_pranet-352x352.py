@@ -3,7 +3,7 @@
 # kdas_segformer-mit-b2_segformer-mit-b0_1xb16-100e_pranet-352x352.py.
 # Train it first:
 #   python tools/train.py \
-#       configs/kdas/segformer_mit-b2_1xb16-100e_pranet-352x352.py
+#       configs/segformer/segformer_mit-b2_1xb16-100e_pranet-352x352.py
 _base_ = [
     'mmseg::_base_/models/segformer_mit-b0.py',
     '../_base_/datasets/pranet_polyp.py',
