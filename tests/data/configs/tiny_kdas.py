@@ -42,9 +42,9 @@ def polyp_pvt(dims, channels):
 
 model = dict(
     type='KDASDistiller',
-    teacher=polyp_pvt([16, 32, 64, 128], 16),
+    teacher=polyp_pvt([32, 64, 128, 256], 16),
     teacher_ckpt=None,
-    student=polyp_pvt([8, 16, 32, 64], 8),
+    student=polyp_pvt([16, 32, 64, 128], 8),
     alpha=0.3,
     at_weight=1.0,
     sgm_weight=1.0,
