@@ -1,4 +1,5 @@
 """Timing and memory measurement shared by the benchmark tools."""
+import ctypes
 import os
 import statistics
 import threading
@@ -51,13 +52,25 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * _PAGE
 
 
+def _release_free_memory() -> None:
+    """Hand memory freed by earlier work back to the OS (glibc), so that the
+    resident set measures what the next block needs, not what an earlier
+    one left in the allocator's free lists."""
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: measure as it is
+        pass
+
+
 class PeakMemory:
     """Peak memory of a block, above what was in use when it began.
 
     On CUDA it reads the caching allocator's peak; on the CPU it samples the
     process's resident set every millisecond from a thread (Linux
-    ``/proc/self/statm``), which catches the peak of any block lasting more
-    than a few milliseconds.
+    ``/proc/self/statm``), after handing freed memory back to the OS, which
+    catches the peak of any block lasting more than a few milliseconds.
 
     Example:
         >>> with PeakMemory(torch.device('cpu')) as mem:
@@ -77,6 +90,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._base = torch.cuda.memory_allocated(self.device)
         else:
+            _release_free_memory()
             self._base = _rss_bytes()
             self._max = self._base
             self._stop = threading.Event()

@@ -75,7 +75,6 @@ def main():
     if not hasattr(distiller, 'student'):
         raise TypeError(f'{args.config}: model is not a distiller (it has '
                         'no student)')
-    distiller.init_weights()
     distiller.to(device)
     if args.channels_last:
         distiller.to(memory_format=torch.channels_last)
