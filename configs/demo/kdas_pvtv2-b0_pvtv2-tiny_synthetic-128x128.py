@@ -24,18 +24,8 @@ model = dict(
                 mlp_ratios=[8, 8, 4, 4])),
         decode_head=dict(
             _base_.model.decode_head, in_channels=student_dims)),
-    alpha=0.3,
-    at_weight=1.0,
-    sgm_weight=1.0,
-    at_pairs=[dict(student=0, teacher=0),
-              dict(student=1, teacher=1)],
-    loss_at=dict(type='AttentionSupervisionLoss', temperature=2.0),
-    sgm_pairs=[
-        dict(
-            student=0,
-            teacher=0,
-            neck=dict(type='SGMNeck', embedding='transpose'))
-    ],
-    loss_sgm=dict(type='SymmetricKDLoss', loss_type='mse'))
+    # the KDAS terms at KDASDistiller's defaults, the paper's setting:
+    # alpha 0.3, L_AT on P1 and P2 at T = 2, L_SGM (MSE of P + P^T) on P1
+)
 optim_wrapper = dict(constructor='KDASOptimWrapperConstructor')
 custom_hooks = [dict(type='StudentExportHook')]

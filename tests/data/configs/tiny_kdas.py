@@ -45,19 +45,8 @@ model = dict(
     teacher=polyp_pvt([32, 64, 128, 256], 16),
     teacher_ckpt=None,
     student=polyp_pvt([16, 32, 64, 128], 8),
-    alpha=0.3,
-    at_weight=1.0,
-    sgm_weight=1.0,
-    at_pairs=[dict(student=0, teacher=0),
-              dict(student=1, teacher=1)],
-    loss_at=dict(type='AttentionSupervisionLoss', temperature=2.0),
-    sgm_pairs=[
-        dict(
-            student=0,
-            teacher=0,
-            neck=dict(type='SGMNeck', embedding='transpose'))
-    ],
-    loss_sgm=dict(type='SymmetricKDLoss', loss_type='mse'))
+    # KDAS terms at the distiller's defaults (the paper's setting)
+)
 del polyp_pvt
 
 train_dataloader = dict(
