@@ -6,7 +6,7 @@ In the spirit of mmseg's ``tests/test_models/test_segmentors/utils.py``:
 what each mode must return. Tests of new models and distillers reuse it.
 """
 import math
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -50,6 +50,50 @@ def make_batch(batch_size: int = 2,
                 flip_direction=None))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
+
+
+def tiny_segformer(data_preprocessor: Optional[dict] = None) -> dict:
+    """A binary (1-channel, sigmoid) SegFormer with 8-64 channels.
+
+    Args:
+        data_preprocessor: Its ``data_preprocessor``; by default mmseg's
+            ``SegDataPreProcessor`` with ImageNet mean/std.
+
+    Returns:
+        The model config, ready for ``MODELS.build`` or
+        :func:`check_segmentor`.
+    """
+    if data_preprocessor is None:
+        data_preprocessor = dict(
+            type='SegDataPreProcessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            bgr_to_rgb=True)
+    return dict(
+        type='EncoderDecoder',
+        data_preprocessor=data_preprocessor,
+        backbone=dict(
+            type='MixVisionTransformer',
+            in_channels=3,
+            embed_dims=8,
+            num_stages=4,
+            num_layers=[1, 1, 1, 1],
+            num_heads=[1, 2, 4, 8],
+            patch_sizes=[7, 3, 3, 3],
+            sr_ratios=[8, 4, 2, 1],
+            out_indices=(0, 1, 2, 3),
+            mlp_ratio=2),
+        decode_head=dict(
+            type='SegformerHead',
+            in_channels=[8, 16, 32, 64],
+            in_index=[0, 1, 2, 3],
+            channels=16,
+            num_classes=2,
+            out_channels=1,
+            threshold=0.5,
+            align_corners=False,
+            loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True)),
+        test_cfg=dict(mode='whole'))
 
 
 def _finite_losses(losses: dict) -> None:

@@ -117,36 +117,14 @@ def test_preprocessor_builds_batch_augments_from_configs():
 
 
 def test_training_step_with_multiscale_batches():
-    from mmseg_kdas.testing import check_segmentor, make_batch
-    model = dict(
-        type='EncoderDecoder',
-        data_preprocessor=preprocessor_cfg(
+    from mmseg_kdas.testing import check_segmentor, make_batch, tiny_segformer
+    model = tiny_segformer(
+        preprocessor_cfg(
             'BatchAugSegDataPreProcessor',
             batch_augments=[
                 dict(type='BatchMultiScaleResize', rates=(0.5, ),
                      size_divisor=32)
-            ]),
-        backbone=dict(
-            type='MixVisionTransformer',
-            in_channels=3,
-            embed_dims=8,
-            num_stages=4,
-            num_layers=[1, 1, 1, 1],
-            num_heads=[1, 2, 4, 8],
-            patch_sizes=[7, 3, 3, 3],
-            sr_ratios=[8, 4, 2, 1],
-            out_indices=(0, 1, 2, 3),
-            mlp_ratio=2),
-        decode_head=dict(
-            type='SegformerHead',
-            in_channels=[8, 16, 32, 64],
-            in_index=[0, 1, 2, 3],
-            channels=16,
-            num_classes=2,
-            out_channels=1,
-            threshold=0.5,
-            loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True)),
-        test_cfg=dict(mode='whole'))
+            ]))
     model['data_preprocessor']['size'] = (64, 64)
     out = check_segmentor(ConfigDict(model), img_size=(64, 64))
     pre = out['model'].data_preprocessor

@@ -17,40 +17,13 @@ from mmseg.registry import MODELS
 from mmseg_kdas.datasets import make_synthetic_polyp_dataset
 from mmseg_kdas.evaluation import (PolypMetric, polyp_image_measures,
                                    prepare_prediction)
+from mmseg_kdas.testing import tiny_segformer
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BASE = osp.join(ROOT, 'configs', '_base_', 'datasets')
 
 # A tiny binary SegFormer with one output channel, as the polyp heads.
-MODEL = dict(
-    type='EncoderDecoder',
-    data_preprocessor=dict(
-        type='SegDataPreProcessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True),
-    backbone=dict(
-        type='MixVisionTransformer',
-        in_channels=3,
-        embed_dims=8,
-        num_stages=4,
-        num_layers=[1, 1, 1, 1],
-        num_heads=[1, 2, 4, 8],
-        patch_sizes=[7, 3, 3, 3],
-        sr_ratios=[8, 4, 2, 1],
-        out_indices=(0, 1, 2, 3),
-        mlp_ratio=2),
-    decode_head=dict(
-        type='SegformerHead',
-        in_channels=[8, 16, 32, 64],
-        in_index=[0, 1, 2, 3],
-        channels=16,
-        num_classes=2,
-        out_channels=1,
-        threshold=0.5,
-        align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True)),
-    test_cfg=dict(mode='whole'))
+MODEL = tiny_segformer()
 
 
 @pytest.fixture(scope='module')
