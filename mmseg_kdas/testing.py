@@ -52,7 +52,7 @@ def make_batch(batch_size: int = 2,
     return dict(inputs=inputs, data_samples=samples)
 
 
-def tiny_segformer(data_preprocessor: Optional[dict] = None) -> dict:
+def tiny_binary_segformer(data_preprocessor: Optional[dict] = None) -> dict:
     """A binary (1-channel, sigmoid) SegFormer with 8-64 channels.
 
     Args:

@@ -114,6 +114,31 @@ class PeakMemory:
         self.peak_bytes = max(0, peak - self._base)
 
 
+def build_deployed_model(config: str) -> torch.nn.Module:
+    """The model a config deploys, in eval mode: a distiller's student.
+
+    The teacher checkpoint is not loaded (weights do not change sizes or
+    speed), so benchmarks run without the teacher file.
+
+    Args:
+        config: Path of a model or KDAS config.
+
+    Returns:
+        The segmentor, randomly initialised.
+    """
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    if not os.path.isfile(config):
+        raise FileNotFoundError(f'config file not found: {config}')
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model_cfg = cfg.model.copy()
+    model_cfg.pop('teacher_ckpt', None)
+    model = MODELS.build(model_cfg)
+    return getattr(model, 'student', model).eval()
+
+
 def markdown_table(header: List[str], rows: List[List[str]]) -> str:
     """Rows as a GitHub markdown table."""
     lines = ['| ' + ' | '.join(header) + ' |',

@@ -117,8 +117,9 @@ def test_preprocessor_builds_batch_augments_from_configs():
 
 
 def test_training_step_with_multiscale_batches():
-    from mmseg_kdas.testing import check_segmentor, make_batch, tiny_segformer
-    model = tiny_segformer(
+    from mmseg_kdas.testing import (check_segmentor, make_batch,
+                                    tiny_binary_segformer)
+    model = tiny_binary_segformer(
         preprocessor_cfg(
             'BatchAugSegDataPreProcessor',
             batch_augments=[

@@ -28,6 +28,14 @@ def _run_config(work_dir: str, data_root: str) -> Config:
         dict(type='Resize', scale=(32, 32), keep_ratio=False),
         dict(type='PackSegInputs')
     ]
+    dataset = dict(
+        type='BaseSegDataset',
+        data_root=data_root,
+        metainfo=dict(classes=('background', 'polyp')),
+        data_prefix=dict(img_path='images', seg_map_path='masks'),
+        img_suffix='.png',
+        seg_map_suffix='.png',
+        pipeline=pipeline)
     return Config(
         dict(
             default_scope='mmseg',
@@ -41,28 +49,13 @@ def _run_config(work_dir: str, data_root: str) -> Config:
                 batch_size=2,
                 num_workers=0,
                 sampler=dict(type='InfiniteSampler', shuffle=True),
-                dataset=dict(
-                    type='BaseSegDataset',
-                    data_root=data_root,
-                    metainfo=dict(classes=('background', 'polyp')),
-                    data_prefix=dict(img_path='images', seg_map_path='masks'),
-                    img_suffix='.png',
-                    seg_map_suffix='.png',
-                    pipeline=pipeline)),
+                dataset=dataset),
             test_pipeline=pipeline,
             test_dataloader=dict(
                 batch_size=1,
                 num_workers=0,
                 sampler=dict(type='DefaultSampler', shuffle=False),
-                dataset=dict(
-                    type='BaseSegDataset',
-                    data_root=data_root,
-                    metainfo=dict(classes=('background', 'polyp')),
-                    data_prefix=dict(img_path='images', seg_map_path='masks'),
-                    img_suffix='.png',
-                    seg_map_suffix='.png',
-                    test_mode=True,
-                    pipeline=pipeline)),
+                dataset=dict(dataset, test_mode=True)),
             test_cfg=dict(type='TestLoop'),
             test_evaluator=dict(type='IoUMetric'),
             optim_wrapper=dict(

@@ -17,13 +17,13 @@ from mmseg.registry import MODELS
 from mmseg_kdas.datasets import make_synthetic_polyp_dataset
 from mmseg_kdas.evaluation import (PolypMetric, polyp_image_measures,
                                    prepare_prediction)
-from mmseg_kdas.testing import tiny_segformer
+from mmseg_kdas.testing import tiny_binary_segformer
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BASE = osp.join(ROOT, 'configs', '_base_', 'datasets')
 
 # A tiny binary SegFormer with one output channel, as the polyp heads.
-MODEL = tiny_segformer()
+MODEL = tiny_binary_segformer()
 
 
 @pytest.fixture(scope='module')

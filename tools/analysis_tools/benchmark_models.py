@@ -17,11 +17,9 @@ import os.path as osp
 
 import torch
 from mmengine.analysis import FlopAnalyzer
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
 
-from mmseg_kdas.utils.benchmark import markdown_table, time_call
+from mmseg_kdas.utils.benchmark import (build_deployed_model, markdown_table,
+                                        time_call)
 
 
 def parse_args():
@@ -40,19 +38,6 @@ def parse_args():
     parser.add_argument(
         '--threads', type=int, default=None, help='torch CPU threads')
     return parser.parse_args()
-
-
-def build_deployed_model(config: str) -> torch.nn.Module:
-    """The model a config deploys: the student of a distiller config."""
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config file not found: {config}')
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model_cfg = cfg.model.copy()
-    model_cfg.pop('teacher_ckpt', None)  # weights do not change the speed
-    model = MODELS.build(model_cfg)
-    model = getattr(model, 'student', model)
-    return model.eval()
 
 
 def count_flops(model: torch.nn.Module, size: int) -> int:

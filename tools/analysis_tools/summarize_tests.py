@@ -12,7 +12,7 @@ import glob
 import json
 import os.path as osp
 
-from mmseg_kdas.utils.benchmark import markdown_table
+from mmseg_kdas.utils.benchmark import build_deployed_model, markdown_table
 
 
 def parse_args():
@@ -41,19 +41,6 @@ def latest_metrics(work_dir: str) -> dict:
         return json.load(f)
 
 
-def count_params(config: str) -> int:
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model_cfg = cfg.model.copy()
-    model_cfg.pop('teacher_ckpt', None)
-    model = MODELS.build(model_cfg)
-    model = getattr(model, 'student', model)
-    return sum(p.numel() for p in model.parameters())
-
-
 def main():
     args = parse_args()
     runs = []
@@ -76,7 +63,9 @@ def main():
     for i, (name, metrics) in enumerate(runs):
         row = [name]
         if args.configs:
-            row.append(f'{count_params(args.configs[i]) / 1e6:.3f}')
+            params = sum(p.numel() for p in build_deployed_model(
+                args.configs[i]).parameters())
+            row.append(f'{params / 1e6:.3f}')
         row += [
             f'{metrics[c]:.4f}' if c in metrics else '-' for c in columns
         ]
