@@ -4,6 +4,21 @@ Importing this package registers its components into mmseg's registries,
 so configs can use them by ``type=`` after::
 
     custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
+
+Beyond adding names to mmseg's registries (names mmseg does not use), the
+import changes two things of mmengine for the whole process:
+
+- mmengine's loader of local checkpoint paths (``CheckpointLoader``, scheme
+  ``''``) is replaced by
+  :func:`~mmseg_kdas.engine.checkpoint.load_from_local_weights_only`: every
+  later local load through mmengine (``load_from``, ``--resume``,
+  ``init_cfg=dict(type='Pretrained')``, ``load_checkpoint``) runs
+  ``torch.load(weights_only=True)``, also under torch < 2.6, and fails
+  with the file name on anything but tensors and plain containers;
+- :class:`~mmseg_kdas.engine.distributed.CPUDistributedDataParallel` is
+  registered in mmengine's root ``MODEL_WRAPPERS`` (the runner looks model
+  wrappers up there); it is used only when a config or
+  ``setup_cpu_distributed`` names it.
 """
 from . import datasets, engine, evaluation, models, visualization  # noqa: F401
 from .version import __version__

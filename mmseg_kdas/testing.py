@@ -16,6 +16,8 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
+from .engine.loops import find_multiscale_augment
+
 
 def make_batch(batch_size: int = 2,
                img_size: Tuple[int, int] = (64, 64),
@@ -30,7 +32,8 @@ def make_batch(batch_size: int = 2,
         seed: Seed of the generator.
 
     Returns:
-        ``dict(inputs=[3xHxW uint8 tensors], data_samples=[SegDataSample])``.
+        ``dict(inputs=[3xHxW uint8 tensors], data_samples=[SegDataSample])``
+        for ``train_step`` / ``val_step`` or a data preprocessor.
     """
     gen = torch.Generator().manual_seed(seed)
     h, w = img_size
@@ -45,6 +48,7 @@ def make_batch(batch_size: int = 2,
                 img_shape=(h, w),
                 ori_shape=(h, w),
                 pad_shape=(h, w),
+                padding_size=[0, 0, 0, 0],
                 scale_factor=(1.0, 1.0),
                 flip=False,
                 flip_direction=None))
@@ -52,12 +56,25 @@ def make_batch(batch_size: int = 2,
     return dict(inputs=inputs, data_samples=samples)
 
 
-def tiny_binary_segformer(data_preprocessor: Optional[dict] = None) -> dict:
-    """A binary (1-channel, sigmoid) SegFormer with 8-64 channels.
+def tiny_segformer(embed_dims: int = 8,
+                   binary: bool = False,
+                   dropout_ratio: float = 0.0,
+                   drop_path_rate: float = 0.0,
+                   data_preprocessor: Optional[dict] = None) -> dict:
+    """The tiny SegFormer of the tests: mmseg's MiT and ``SegformerHead``.
+
+    Four stages of one block each, of ``embed_dims * (1, 2, 4, 8)``
+    channels; a head of 16 channels with BatchNorm.
 
     Args:
+        embed_dims: Channels of the first stage.
+        binary: One output channel (sigmoid, threshold 0.5), as the polyp
+            heads; otherwise two-class softmax logits.
+        dropout_ratio: Dropout before the head's classifier.
+        drop_path_rate: Stochastic depth of the backbone.
         data_preprocessor: Its ``data_preprocessor``; by default mmseg's
-            ``SegDataPreProcessor`` with ImageNet mean/std.
+            ``SegDataPreProcessor`` with ImageNet mean/std, padding
+            training batches to multiples of 32.
 
     Returns:
         The model config, ready for ``MODELS.build`` or
@@ -68,32 +85,49 @@ def tiny_binary_segformer(data_preprocessor: Optional[dict] = None) -> dict:
             type='SegDataPreProcessor',
             mean=[123.675, 116.28, 103.53],
             std=[58.395, 57.12, 57.375],
-            bgr_to_rgb=True)
+            bgr_to_rgb=True,
+            pad_val=0,
+            seg_pad_val=255,
+            size_divisor=32)
+    if binary:
+        classes = dict(
+            out_channels=1,
+            threshold=0.5,
+            loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True))
+    else:
+        classes = dict(loss_decode=dict(type='CrossEntropyLoss'))
     return dict(
         type='EncoderDecoder',
         data_preprocessor=data_preprocessor,
         backbone=dict(
             type='MixVisionTransformer',
             in_channels=3,
-            embed_dims=8,
+            embed_dims=embed_dims,
             num_stages=4,
             num_layers=[1, 1, 1, 1],
             num_heads=[1, 2, 4, 8],
             patch_sizes=[7, 3, 3, 3],
             sr_ratios=[8, 4, 2, 1],
             out_indices=(0, 1, 2, 3),
-            mlp_ratio=2),
+            mlp_ratio=2,
+            drop_path_rate=drop_path_rate),
         decode_head=dict(
             type='SegformerHead',
-            in_channels=[8, 16, 32, 64],
+            in_channels=[embed_dims * 2**i for i in range(4)],
             in_index=[0, 1, 2, 3],
             channels=16,
+            dropout_ratio=dropout_ratio,
             num_classes=2,
-            out_channels=1,
-            threshold=0.5,
+            norm_cfg=dict(type='BN', requires_grad=True),
             align_corners=False,
-            loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True)),
+            **classes),
+        train_cfg=dict(),
         test_cfg=dict(mode='whole'))
+
+
+def tiny_binary_segformer(data_preprocessor: Optional[dict] = None) -> dict:
+    """:func:`tiny_segformer` with one output channel, as the polyp heads."""
+    return tiny_segformer(binary=True, data_preprocessor=data_preprocessor)
 
 
 def _finite_losses(losses: dict) -> None:
@@ -133,8 +167,13 @@ def check_segmentor(model_cfg: Union[dict, Config, ConfigDict],
     model = MODELS.build(model_cfg)
     model.init_weights()
     data = make_batch(batch_size, img_size, num_classes)
+    # mode='all' multi-scale takes its rates from the train loop: the first
+    augment = find_multiscale_augment(model)
+    multiscale_all = augment is not None and augment.mode == 'all'
 
     model.train()
+    if multiscale_all:
+        augment.set_rate_index(0)
     processed = model.data_preprocessor(data, True)
     losses = model(**processed, mode='loss')
     _finite_losses(losses)
@@ -143,6 +182,8 @@ def check_segmentor(model_cfg: Union[dict, Config, ConfigDict],
     assert params, 'the model has no trainable parameters'
     before = [p.detach().clone() for p in params]
     optim_wrapper = OptimWrapper(torch.optim.SGD(params, lr=lr))
+    if multiscale_all:
+        augment.set_rate_index(0)
     log_vars = model.train_step(data, optim_wrapper)
     assert math.isfinite(float(log_vars['loss'])), log_vars
     assert any(not torch.equal(b, p) for b, p in zip(before, params)), (

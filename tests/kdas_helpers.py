@@ -2,35 +2,23 @@
 
 Two kinds of heads are used, so that the distiller is tested with both
 shapes of decode-head output: mmseg's ``SegformerHead`` (one tensor of
-multi-class logits at 1/4 of the input size) and :class:`KDASToyListHead`
+multi-class logits at 1/4 of the input size; the tiny SegFormer of
+:func:`mmseg_kdas.testing.tiny_segformer`) and :class:`KDASToyListHead`
 (a list of two 1-channel logit maps at the input size, like Polyp-PVT's
-``[P1, P2]``).
+``[P1, P2]``). Batches come from :func:`mmseg_kdas.testing.make_batch`.
 """
-import copy
-from typing import List, Sequence
-
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
 import mmseg_kdas  # noqa: F401  (registers KDASDistiller & co.)
+from mmseg_kdas.testing import make_batch, tiny_segformer  # noqa: F401
 
 init_default_scope('mmseg')
-
-DATA_PREPROCESSOR = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
-    size_divisor=32)
 
 
 @MODELS.register_module()
@@ -76,92 +64,18 @@ class KDASToyListHead(BaseDecodeHead):
                                        batch_img_metas)
 
 
-def _mit(embed_dims: int, drop_path_rate: float = 0.0) -> dict:
-    return dict(
-        type='MixVisionTransformer',
-        in_channels=3,
-        embed_dims=embed_dims,
-        num_stages=4,
-        num_layers=[1, 1, 1, 1],
-        num_heads=[1, 2, 4, 8],
-        patch_sizes=[7, 3, 3, 3],
-        sr_ratios=[8, 4, 2, 1],
-        out_indices=(0, 1, 2, 3),
-        mlp_ratio=2,
-        drop_path_rate=drop_path_rate)
-
-
-def tiny_segformer(embed_dims: int = 8,
-                   dropout_ratio: float = 0.0,
-                   drop_path_rate: float = 0.0) -> dict:
-    """EncoderDecoder(MiT, SegformerHead), 2-class softmax logits."""
-    return dict(
-        type='EncoderDecoder',
-        data_preprocessor=copy.deepcopy(DATA_PREPROCESSOR),
-        backbone=_mit(embed_dims, drop_path_rate),
-        decode_head=dict(
-            type='SegformerHead',
-            in_channels=[embed_dims * 2**i for i in range(4)],
-            in_index=[0, 1, 2, 3],
-            channels=16,
-            dropout_ratio=dropout_ratio,
-            num_classes=2,
-            norm_cfg=dict(type='BN', requires_grad=True),
-            align_corners=False,
-            loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole'))
-
-
 def tiny_list_model(embed_dims: int = 8,
                     dropout_ratio: float = 0.0,
                     drop_path_rate: float = 0.0) -> dict:
-    """EncoderDecoder(MiT, KDASToyListHead): outputs [P1, P2], Bx1xHxW."""
-    return dict(
-        type='EncoderDecoder',
-        data_preprocessor=copy.deepcopy(DATA_PREPROCESSOR),
-        backbone=_mit(embed_dims, drop_path_rate),
-        decode_head=dict(
-            type='KDASToyListHead',
-            in_channels=[embed_dims * 2**i for i in range(4)],
-            in_index=[0, 1, 2, 3],
-            channels=8,
-            dropout_ratio=dropout_ratio,
-            num_classes=2,
-            out_channels=1,
-            threshold=0.5,
-            norm_cfg=dict(type='BN', requires_grad=True),
-            align_corners=False,
-            loss_decode=dict(
-                type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole'))
-
-
-def make_batch(num: int = 2,
-               size: Sequence[int] = (32, 32),
-               seed: int = 0) -> dict:
-    """A ``train_step`` / ``val_step`` batch: uint8 images, {0, 1} masks."""
-    gen = torch.Generator().manual_seed(seed)
-    h, w = size
-    inputs: List[torch.Tensor] = []
-    samples: List[SegDataSample] = []
-    for _ in range(num):
-        inputs.append(
-            torch.randint(0, 256, (3, h, w), generator=gen,
-                          dtype=torch.uint8))
-        mask = torch.zeros(1, h, w, dtype=torch.long)
-        y0, x0 = torch.randint(0, h // 2, (2, ), generator=gen).tolist()
-        mask[:, y0:y0 + h // 2, x0:x0 + w // 2] = 1
-        sample = SegDataSample(
-            metainfo=dict(
-                img_shape=(h, w),
-                ori_shape=(h, w),
-                pad_shape=(h, w),
-                padding_size=[0, 0, 0, 0]))
-        sample.gt_sem_seg = PixelData(data=mask)
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
+    """The tiny SegFormer with :class:`KDASToyListHead`: [P1, P2], Bx1xHxW.
+    """
+    model = tiny_segformer(
+        embed_dims,
+        binary=True,
+        dropout_ratio=dropout_ratio,
+        drop_path_rate=drop_path_rate)
+    model['decode_head'].update(type='KDASToyListHead', channels=8)
+    return model
 
 
 def build_distiller(teacher: dict = None, student: dict = None, **kwargs):

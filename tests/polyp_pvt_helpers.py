@@ -4,7 +4,8 @@
 authors' key layout (``tests/data/polyp_pvt_b{0,2}_keys.txt`` lists every
 key and shape of their models, in order). The fingerprint file
 ``tests/data/polyp_pvt_fingerprint.pt`` holds the outputs of the authors'
-own code for these weights and input (computed outside the repository).
+own code for these weights and input, written by
+``tests/data/make_polyp_pvt_fingerprint.py`` from a checkout of their code.
 """
 import copy
 import math

@@ -1,7 +1,7 @@
 """Test (and evaluate) a segmentor or a distilled student (MMSeg's CLI).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-        [--show] [--show-dir DIR] [--wait-time S] [--tta]
+        [--show] [--show-dir DIR] [--wait-time S]
         [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm]
 """
 import argparse
@@ -51,8 +51,6 @@ def parse_args():
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
-    parser.add_argument(
-        '--tta', action='store_true', help='Test time augmentation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -99,14 +97,8 @@ def main():
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
 
-    if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
-
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
 
     setup_cpu_distributed(cfg, args.launcher)
 

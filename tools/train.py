@@ -8,6 +8,7 @@ import logging
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
@@ -30,7 +31,8 @@ def parse_args():
         '--amp',
         action='store_true',
         default=False,
-        help='enable automatic-mixed-precision training')
+        help='enable automatic-mixed-precision training (float16 with '
+        'dynamic loss scaling on a GPU, bfloat16 on the CPU)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -82,16 +84,21 @@ def main():
             assert optim_wrapper == 'OptimWrapper', (
                 '`--amp` is only supported when the optimizer wrapper type '
                 f'is `OptimWrapper` but got {optim_wrapper}.')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+            if torch.cuda.is_available():
+                cfg.optim_wrapper.type = 'AmpOptimWrapper'
+                cfg.optim_wrapper.loss_scale = 'dynamic'
+            else:  # mmengine's AmpOptimWrapper needs a GPU: bfloat16
+                cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
 
     cfg.resume = args.resume
 
     # Checkpoints are saved as plain state so that `--resume` works under
-    # torch.load(weights_only=True) (see mmseg_kdas/engine/checkpoint.py).
+    # torch.load(weights_only=True) (see mmseg_kdas/engine/checkpoint.py);
+    # a NaN or infinite loss term stops the run at once (NonFiniteLossHook).
     custom_hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(h.get('type') == 'PlainCheckpointHook' for h in custom_hooks):
-        custom_hooks.append(dict(type='PlainCheckpointHook'))
+    for always in ('PlainCheckpointHook', 'NonFiniteLossHook'):
+        if not any(h.get('type') == always for h in custom_hooks):
+            custom_hooks.append(dict(type=always))
     cfg.custom_hooks = custom_hooks
 
     setup_cpu_distributed(cfg, args.launcher)

@@ -12,7 +12,7 @@
 # The student backbone starts from pretrain/pvt_v2_b0.pth (ImageNet).
 # Evaluate the exported student alone (no teacher file needed):
 #   python tools/test.py WORK_DIR/student_config.py \
-#       WORK_DIR/epoch_100_student.pth
+#       WORK_DIR/epoch_99_student.pth
 # or the distiller checkpoint with this config and
 #   --cfg-options model.teacher_ckpt=None
 _base_ = [

@@ -5,17 +5,15 @@
 # sets), e.g.
 #   python tools/train.py configs/kdas/kdas_pvtb2_to_b0_kvasir.py \
 #       --cfg-options model.teacher_ckpt=pretrain/PolypPVT.pth
-_base_ = ['./kdas_polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-352x352.py']
+_base_ = [
+    './kdas_polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-352x352.py',
+    '../_base_/datasets/kvasir_test_set.py'
+]
 
 val_dataloader = dict(
     dataset=dict(
+        _base_.kvasir_test_set,
         _delete_=True,
-        type={{_base_.dataset_type}},
-        data_root={{_base_.data_root}},
-        data_prefix=dict(
-            img_path='TestDataset/Kvasir/images',
-            seg_map_path='TestDataset/Kvasir/masks'),
-        test_set='Kvasir',
-        test_mode=True,
-        pipeline={{_base_.test_pipeline}}))
+        data_root=_base_.data_root,
+        pipeline=_base_.test_pipeline))
 test_dataloader = val_dataloader

@@ -4,7 +4,7 @@
 # classes x pixels; SGM as P + P^T per class) and the last backbone stage
 # (SGM covariance embedding, a 1x1 adapter from 256 to 512 channels).
 # The teacher: ../segformer/segformer_mit-b2_1xb16-100e_pranet-352x352.py
-#   --cfg-options model.teacher_ckpt=work_dirs/.../epoch_100.pth
+#   --cfg-options model.teacher_ckpt=work_dirs/.../epoch_99.pth
 _base_ = ['../segformer/segformer_mit-b2_1xb16-100e_pranet-352x352.py']
 
 student_checkpoint = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/segformer/mit_b0_20220624-7e0fe6dd.pth'  # noqa
@@ -13,7 +13,7 @@ model = dict(
     type='KDASDistiller',
     teacher=_base_.model,
     teacher_ckpt='work_dirs/segformer_mit-b2_1xb16-100e_pranet-352x352/'
-    'epoch_100.pth',
+    'epoch_99.pth',
     student=dict(
         _base_.model,
         backbone=dict(

@@ -25,7 +25,7 @@ model = dict(
             dict(
                 type='BatchMultiScaleResize',
                 rates=(0.75, 1.0, 1.25),
-                mode='cycle')
+                mode='all')
         ]),
     backbone=dict(
         embed_dims=64,
@@ -36,3 +36,6 @@ model = dict(
         in_channels=[64, 128, 320, 512],
         num_classes=2,
         norm_cfg=dict(type='BN', requires_grad=True)))
+# softmax cross-entropy needs label maps: binarised training masks
+train_dataloader = dict(
+    dataset=dict(pipeline={{_base_.train_pipeline_binary}}))

@@ -1,5 +1,6 @@
 """Polyp data: the PraNet-layout dataset, mask loading, synthetic data."""
 from .polyp import POLYP_SUFFIXES, PolypDataset, list_polyp_pairs
+from .soft_masks import PackPolypInputs, SoftMaskResize
 from .synthetic import (make_synthetic_polyp_dataset,
                         make_synthetic_polyp_pair, write_polyp_pairs)
 from .transforms import LoadPolypAnnotations, binarize_mask
@@ -8,5 +9,5 @@ __all__ = [
     'PolypDataset', 'POLYP_SUFFIXES', 'list_polyp_pairs',
     'LoadPolypAnnotations', 'binarize_mask',
     'make_synthetic_polyp_dataset', 'make_synthetic_polyp_pair',
-    'write_polyp_pairs'
+    'write_polyp_pairs', 'SoftMaskResize', 'PackPolypInputs'
 ]

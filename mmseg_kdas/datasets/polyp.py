@@ -8,18 +8,32 @@ from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-__all__ = ['PolypDataset', 'POLYP_SUFFIXES', 'list_polyp_pairs']
+__all__ = [
+    'PolypDataset', 'POLYP_SUFFIXES', 'index_by_stem', 'list_polyp_pairs'
+]
 
 #: File suffixes of images and masks found in the public polyp data sets.
 POLYP_SUFFIXES = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
 
 
-def _index_by_stem(folder: str, suffixes: Sequence[str],
-                   backend_args: Optional[dict]) -> Dict[str, str]:
+def index_by_stem(folder: str,
+                  suffixes: Sequence[str] = POLYP_SUFFIXES,
+                  backend_args: Optional[dict] = None) -> Dict[str, str]:
     """Map file stem -> file name for the files of ``folder``.
 
     A file matches the longest suffix it ends with (case-insensitive); the
-    stem is the name without that suffix.
+    stem is the name without that suffix. Hidden files are skipped.
+
+    Args:
+        folder: The folder (not searched recursively).
+        suffixes: Suffixes of the files to index.
+        backend_args: Arguments of the file backend (mmengine.fileio).
+
+    Returns:
+        ``{stem: file name}``.
+
+    Raises:
+        ValueError: Two files share a stem (e.g. ``1.jpg`` and ``1.png``).
     """
     lowered = sorted({s.lower() for s in suffixes}, key=len, reverse=True)
     index: Dict[str, str] = {}
@@ -69,7 +83,7 @@ def list_polyp_pairs(
         if folder is not None and not fileio.isdir(
                 folder, backend_args=backend_args):
             raise FileNotFoundError(f'{what} folder not found: {folder}')
-    images = _index_by_stem(img_dir, img_suffixes, backend_args)
+    images = index_by_stem(img_dir, img_suffixes, backend_args)
     if not images:
         raise ValueError(f'no image with a suffix in {tuple(img_suffixes)} '
                          f'in {img_dir}')
@@ -77,7 +91,7 @@ def list_polyp_pairs(
         return [(stem, osp.join(img_dir, name), None)
                 for stem, name in sorted(images.items())]
 
-    masks = _index_by_stem(mask_dir, mask_suffixes, backend_args)
+    masks = index_by_stem(mask_dir, mask_suffixes, backend_args)
     missing = sorted(set(images) - set(masks))
     if missing:
         names = ', '.join(osp.join(img_dir, images[s]) for s in missing[:10])
@@ -119,7 +133,14 @@ class PolypDataset(BaseSegDataset):
 
     A missing mask is reported when the data set is built; an unreadable
     file or a mask of another size than its image when the sample is loaded,
-    with the file names.
+    with the file names. ``tools/dataset_converters/polyp.py --check
+    DATA_ROOT`` finds all such problems of a data root in one pass, before
+    training.
+
+    Images only (inference on new frames): ``seg_map_path=None``. The
+    samples then have no ``seg_map_path``; ``LoadPolypAnnotations`` passes
+    them through and they carry no ground truth (predict, but do not
+    evaluate, with such a data set).
 
     Args:
         data_prefix: ``img_path`` and ``seg_map_path`` folders, relative to
@@ -163,6 +184,12 @@ class PolypDataset(BaseSegDataset):
             raise KeyError('data_prefix needs the keys img_path and '
                            f'seg_map_path, got {data_prefix}')
         self.test_set = test_set
+        # mmengine joins every prefix with data_root and rejects None: an
+        # images-only data set leaves seg_map_path out of its data_prefix.
+        data_prefix = dict(data_prefix)
+        self.with_masks = data_prefix['seg_map_path'] is not None
+        if not self.with_masks:
+            del data_prefix['seg_map_path']
         super().__init__(
             ann_file=ann_file,
             img_suffix=_as_tuple(img_suffix),
@@ -179,8 +206,9 @@ class PolypDataset(BaseSegDataset):
             ``seg_fields``.
         """
         img_dir = self.data_prefix['img_path']
-        mask_dir = self.data_prefix['seg_map_path']
-        pairs = list_polyp_pairs(img_dir, mask_dir or None, self.img_suffix,
+        mask_dir = self.data_prefix['seg_map_path'] if self.with_masks \
+            else None
+        pairs = list_polyp_pairs(img_dir, mask_dir, self.img_suffix,
                                  self.seg_map_suffix, self.backend_args)
         if self.ann_file:
             if not fileio.isfile(self.ann_file,

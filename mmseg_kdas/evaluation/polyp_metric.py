@@ -13,7 +13,8 @@ from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
 from .polyp_measures import (SCALAR_MEASURES, TOOLBOX_THRESHOLDS,
-                             polyp_image_measures, prepare_prediction)
+                             check_protocol, polyp_image_measures,
+                             prepare_prediction)
 
 __all__ = ['PolypMetric', 'TABLE_MEASURES']
 
@@ -31,7 +32,10 @@ class PolypMetric(BaseMetric):
     scripts save it, by default), then Dice and IoU at ``threshold``, mean
     Dice and mean IoU over the 256 thresholds of the PraNet toolbox,
     S-measure, weighted F-measure, mean E-measure and MAE (see
-    :mod:`mmseg_kdas.evaluation.polyp_measures`). Each measure is averaged
+    :mod:`mmseg_kdas.evaluation.polyp_measures`), as the field's MATLAB
+    toolbox computes them (PraNet, Polyp-PVT) or, with
+    ``protocol='python-port'``, as its Python port does (UACANet, KDAS).
+    Each measure is averaged
     over the images of a test set (the ``test_set`` meta key, which
     ``PolypDataset`` sets; pack it with ``PackSegInputs``), together with
     ``maxEm``, the maximum over thresholds of the set's mean E-measure curve.
@@ -48,6 +52,12 @@ class PolypMetric(BaseMetric):
 
     Args:
         threshold: Threshold of ``Dice`` and ``IoU`` (``pred >= threshold``).
+        protocol: ``'matlab'`` (the default) or ``'python-port'``: the
+            flavour of the S-measure, weighted F-measure and E-measure (the
+            port's population standard deviation and numpy-rounded
+            centroid, border-repeating Gaussian and ``pred >= t``; see
+            :mod:`~mmseg_kdas.evaluation.polyp_measures`). The other
+            measures are the same in both.
         min_max_normalize: Stretch each map to [0, 1] first, as the reference
             test scripts and the MATLAB toolbox (``mapminmax``) do.
         quantize: Round each map to multiples of 1/255 first, as the 8-bit
@@ -59,20 +69,18 @@ class PolypMetric(BaseMetric):
             key; by default such a sample is an error.
         output_dir: If given, the evaluated map of every image is saved as
             an 8-bit PNG, ``output_dir/<test set>/<image stem>.png``.
-        keep_results: Accepted for mmseg's ``tools/test.py`` (which sets it
-            with ``--out``); no effect.
         collect_device: Device used to collect results across ranks.
         prefix: Prefix of the returned keys.
     """
 
     def __init__(self,
                  threshold: float = 0.5,
+                 protocol: str = 'matlab',
                  min_max_normalize: bool = True,
                  quantize: bool = True,
                  activation: str = 'auto',
                  default_test_set: Optional[str] = None,
                  output_dir: Optional[str] = None,
-                 keep_results: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -82,12 +90,12 @@ class PolypMetric(BaseMetric):
         if not 0 <= threshold <= 1:
             raise ValueError(f'threshold must be in [0, 1], got {threshold}')
         self.threshold = threshold
+        self.protocol = check_protocol(protocol)
         self.min_max_normalize = min_max_normalize
         self.quantize = quantize
         self.activation = activation
         self.default_test_set = default_test_set
         self.output_dir = output_dir
-        self.keep_results = keep_results
 
     def _probability(self, seg_logits: torch.Tensor,
                      name: str) -> torch.Tensor:
@@ -149,7 +157,8 @@ class PolypMetric(BaseMetric):
                 measures = polyp_image_measures(pred,
                                                 gt.cpu().numpy(),
                                                 self.threshold,
-                                                TOOLBOX_THRESHOLDS)
+                                                TOOLBOX_THRESHOLDS,
+                                                self.protocol)
             except ValueError as e:
                 raise ValueError(
                     f'{name}: {e} (masks must be 0 / 1: load them with '
@@ -221,8 +230,9 @@ class PolypMetric(BaseMetric):
                           [f'{metrics[k]:.4f}' for k in TABLE_MEASURES])
         logger: MMLogger = MMLogger.get_current_instance()
         print_log(
-            'polyp measures per test set (Dice/IoU at threshold '
-            f'{self.threshold}, m* = mean over 256 thresholds):\n' +
+            f'polyp measures per test set ({self.protocol} protocol; '
+            f'Dice/IoU at threshold {self.threshold}, m* = mean over 256 '
+            'thresholds):\n' +
             table.get_string(),
             logger=logger)
         return metrics

@@ -28,6 +28,7 @@ from torch import Tensor
 __all__ = [
     'multiscale_size', 'BatchMultiScaleResize', 'BatchAugSegDataPreProcessor'
 ]
+_MODES = ('all', 'cycle', 'random')
 
 
 def multiscale_size(size: Sequence[int],
@@ -56,18 +57,28 @@ def multiscale_size(size: Sequence[int],
 class BatchMultiScaleResize:
     """Resize a whole training batch to one of several scales.
 
-    One rate is picked per call (per iteration): images are resized
-    bilinearly, ground-truth masks with nearest neighbour (labels stay
-    labels, 255 stays ignored). ``img_shape`` and ``pad_shape`` of the data
-    samples follow.
+    Images are resized bilinearly; ground-truth masks with nearest
+    neighbour when they hold labels (integers: labels stay labels, 255 stays
+    ignored) and bilinearly, like the images, when they are soft (floating
+    point, see ``LoadPolypAnnotations(soft=True)``), as the reference does.
+    ``img_shape`` and ``pad_shape`` of the data samples follow.
 
     Args:
         rates: Scale factors to choose from.
         size_divisor: New sides are multiples of it (32 for PVT backbones).
-        mode: ``'random'`` (uniform choice, seeded by torch's generator) or
-            ``'cycle'`` (the rates in turn, so each is used equally often,
-            closest to the reference that trains every batch at every rate).
-        align_corners: ``align_corners`` of the bilinear image resize (the
+        mode: How the rate of a call is chosen:
+
+            - ``'all'``: every batch is trained at every rate, one optimiser
+              step each, in the order of ``rates`` (the reference recipe).
+              Needs :class:`~mmseg_kdas.engine.MultiScaleEpochBasedTrainLoop`
+              or :class:`~mmseg_kdas.engine.MultiScaleIterBasedTrainLoop`,
+              which set the rate of each step;
+            - ``'cycle'``: one rate per batch, the rates in turn (under those
+              loops the phase follows the iteration, so it survives
+              ``--resume``);
+            - ``'random'``: one rate per batch, drawn uniformly with torch's
+              generator.
+        align_corners: ``align_corners`` of the bilinear resizes (the
             reference uses True).
 
     Example:
@@ -84,22 +95,39 @@ class BatchMultiScaleResize:
                  align_corners: bool = True) -> None:
         if not rates or any(r <= 0 for r in rates):
             raise ValueError(f'rates must be positive numbers, got {rates}')
-        if mode not in ('random', 'cycle'):
-            raise ValueError(f"mode must be 'random' or 'cycle', got {mode!r}")
+        if mode not in _MODES:
+            raise ValueError(f'mode must be one of {_MODES}, got {mode!r}')
         self.rates = tuple(float(r) for r in rates)
         self.size_divisor = size_divisor
         self.mode = mode
         self.align_corners = align_corners
         self._calls = 0
+        self._next_index: Optional[int] = None
+
+    def set_rate_index(self, index: int) -> None:
+        """Use ``rates[index]`` at the next call (set by the train loops)."""
+        if not 0 <= index < len(self.rates):
+            raise IndexError(f'rate index {index} out of range for rates '
+                             f'{self.rates}')
+        self._next_index = index
 
     def pick_rate(self) -> float:
-        """The rate of this iteration."""
-        if self.mode == 'cycle':
-            rate = self.rates[self._calls % len(self.rates)]
-        else:
-            rate = self.rates[int(torch.randint(len(self.rates), ()).item())]
+        """The rate of this call."""
+        index, self._next_index = self._next_index, None
+        if index is None:
+            if self.mode == 'all':
+                raise RuntimeError(
+                    "BatchMultiScaleResize(mode='all') trains every batch "
+                    'at every rate: use train_cfg type '
+                    "'MultiScaleEpochBasedTrainLoop' or "
+                    "'MultiScaleIterBasedTrainLoop', which set the rate of "
+                    'each optimiser step')
+            if self.mode == 'cycle':
+                index = self._calls % len(self.rates)
+            else:
+                index = int(torch.randint(len(self.rates), ()).item())
         self._calls += 1
-        return rate
+        return self.rates[index]
 
     def __call__(self, inputs: Tensor,
                  data_samples: SampleList) -> Tuple[Tensor, SampleList]:
@@ -124,8 +152,15 @@ class BatchMultiScaleResize:
         for sample in data_samples:
             if 'gt_sem_seg' in sample:
                 gt = sample.gt_sem_seg.data
-                resized = F.interpolate(
-                    gt[None].float(), size=size, mode='nearest')[0]
+                if gt.is_floating_point():  # soft mask: as the images
+                    resized = F.interpolate(
+                        gt[None],
+                        size=size,
+                        mode='bilinear',
+                        align_corners=self.align_corners)[0]
+                else:  # labels stay labels
+                    resized = F.interpolate(
+                        gt[None].float(), size=size, mode='nearest')[0]
                 sample.gt_sem_seg = PixelData(
                     data=resized.to(gt.dtype),
                     metainfo=sample.gt_sem_seg.metainfo)

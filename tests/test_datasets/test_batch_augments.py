@@ -74,7 +74,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match='rates'):
         BatchMultiScaleResize(rates=(0, 1))
     with pytest.raises(ValueError, match='mode'):
-        BatchMultiScaleResize(mode='all')
+        BatchMultiScaleResize(mode='every')
 
 
 def preprocessor_cfg(type_, **kwargs):

@@ -125,3 +125,59 @@ def test_bad_downloads(tmp_path):
     shutil.rmtree(osp.join(raw, 'masks'))
     with pytest.raises(FileNotFoundError, match='mask folder'):
         converter.main(['kvasir-seg', raw, '-o', str(tmp_path / 'o4')])
+
+
+def test_check_lists_every_problem_in_one_pass(tmp_path, capsys):
+    root = make_synthetic_polyp_dataset(
+        str(tmp_path / 'polyp'), num_train=3, num_test=2, size=(24, 32),
+        test_sets=('Kvasir', ))
+    report = converter.main(['--check', root])
+    assert report == [f'5 image / mask pairs in {root}: no problem']
+    assert report[0] in capsys.readouterr().out
+
+    train = osp.join(root, 'TrainDataset')
+    # a mask of another size, a truncated image, a mask that is not one,
+    # an image without its mask
+    cv2.imwrite(osp.join(train, 'masks', '0000.png'),
+                np.zeros((20, 32), np.uint8))
+    cut = osp.join(train, 'images', '0001.jpg')
+    with open(cut, 'rb') as f:
+        data = f.read()
+    with open(cut, 'wb') as f:
+        f.write(data[:int(len(data) * 0.9)])
+    with open(osp.join(train, 'masks', '0002.png'), 'wb') as f:
+        f.write(b'not an image')
+    os.remove(osp.join(root, 'TestDataset', 'Kvasir', 'masks', '0001.png'))
+    with pytest.raises(ValueError) as err:
+        converter.main(['--check', root])
+    lines = str(err.value).splitlines()
+    assert lines[0] == f'4 problem(s) in {root} (4 image / mask pairs read):'
+    problems = '\n'.join(lines[1:])
+    assert 'masks/0000.png is (20, 32)' in problems
+    assert f'{cut} (truncated or corrupt)' in problems
+    assert 'masks/0002.png' in problems
+    assert 'Kvasir/images/0001.jpg has no mask' in problems
+
+
+def test_check_command_line_exit_status(tmp_path, monkeypatch, capsys):
+    import runpy
+    import sys
+    root = make_synthetic_polyp_dataset(
+        str(tmp_path / 'polyp'), num_train=1, num_test=0, size=(24, 32))
+    tool = osp.join(ROOT, 'tools/dataset_converters/polyp.py')
+
+    def run(*args):
+        monkeypatch.setattr(sys, 'argv', [tool, *args])
+        try:
+            runpy.run_path(tool, run_name='__main__')
+        except SystemExit as e:
+            return e.code
+        return 0
+
+    assert run('--check', root) == 0
+    assert 'no problem' in capsys.readouterr().out
+    cv2.imwrite(osp.join(root, 'TrainDataset', 'masks', '0000.png'),
+                np.zeros((5, 5), np.uint8))
+    status = run('--check', root)  # sys.exit(message): stderr, status 1
+    assert status.startswith('error: 1 problem(s)') and '0000.png' in status
+    assert run() == 2  # neither --check nor a source kind

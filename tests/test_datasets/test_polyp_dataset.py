@@ -5,10 +5,12 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
+import torch
 from mmengine.config import Config
 from mmengine.dataset import ConcatDataset
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
+from PIL import Image
 
 from mmseg_kdas.datasets import (LoadPolypAnnotations, PolypDataset,
                                  binarize_mask, make_synthetic_polyp_dataset)
@@ -212,6 +214,51 @@ def test_unreadable_file_is_an_error_naming_it(tmp_path, which, content):
     assert path in str(info.value)
 
 
+def _truncate(path, keep=0.9):
+    """Cut a file at ``keep`` of its bytes, as an interrupted copy does."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(data[:int(len(data) * keep)])
+
+
+def test_truncated_jpeg_is_an_error_naming_it(tmp_path):
+    img_dir, mask_dir = str(tmp_path / 'images'), str(tmp_path / 'masks')
+    rng = np.random.default_rng(0)
+    # a textured image, so that its last 10 % of bytes hold image rows
+    write_pair(img_dir, mask_dir, 'cut', size=(64, 80))
+    path = osp.join(img_dir, 'cut.jpg')
+    assert cv2.imwrite(path, rng.integers(0, 256, (64, 80, 3), np.uint8))
+    _truncate(path)
+    dataset = PolypDataset(data_root=str(tmp_path), pipeline=pipeline())
+    with pytest.raises(RuntimeError) as info:
+        dataset[0]
+    assert path in str(info.value)
+
+
+def test_images_only_for_inference(tmp_path):
+    img_dir, mask_dir = str(tmp_path / 'images'), str(tmp_path / 'masks')
+    write_pair(img_dir, mask_dir, 'a')
+    write_pair(img_dir, mask_dir, 'b', size=(30, 24))
+    dataset = PolypDataset(
+        data_root=str(tmp_path),
+        data_prefix=dict(img_path='images', seg_map_path=None),
+        test_mode=True,
+        pipeline=pipeline())
+    assert not dataset.with_masks
+    assert names(dataset) == ['a.jpg', 'b.jpg']
+    assert 'seg_map_path' not in dataset.get_data_info(0)
+    sample = dataset[1]
+    assert tuple(sample['inputs'].shape) == (3, 32, 32)
+    assert sample['data_samples'].ori_shape == (30, 24)
+    assert 'gt_sem_seg' not in sample['data_samples']
+    # with masks, the same folder has ground truth
+    with_masks = PolypDataset(
+        data_root=str(tmp_path), test_mode=True, pipeline=pipeline())
+    assert with_masks.with_masks
+    assert 'gt_sem_seg' in with_masks[1]['data_samples']
+
+
 def test_load_polyp_annotations_alone(tmp_path):
     write_pair(str(tmp_path), str(tmp_path), 'm', mask_ext='.png')
     results = LoadPolypAnnotations()(
@@ -268,7 +315,18 @@ def test_base_configs_build(synthetic):
     train = DATASETS.build(train_cfg)
     sample = train[0]
     assert tuple(sample['inputs'].shape) == (3, 352, 352)
-    assert set(np.unique(sample['data_samples'].gt_sem_seg.data)) == {0, 1}
+    # the reference's soft mask: the 0/255 mask resized by PIL (bilinear)
+    soft = sample['data_samples'].gt_sem_seg.data
+    assert soft.dtype == torch.float32
+    mask = Image.open(train.get_data_info(0)['seg_map_path']).convert('L')
+    mask = Image.fromarray(((np.asarray(mask) > 127) * 255).astype(np.uint8))
+    expected = np.asarray(mask.resize((352, 352), Image.BILINEAR)) / 255
+    np.testing.assert_allclose(soft[0].numpy(), expected, atol=1e-6)
+    assert ((soft > 0) & (soft < 1)).any()
+    train_cfg.pipeline = cfg.train_pipeline_binary
+    binary = DATASETS.build(train_cfg)[0]['data_samples'].gt_sem_seg.data
+    assert binary.dtype == torch.int64
+    assert set(np.unique(binary)) == {0, 1}
     val_cfg = cfg.val_dataloader.dataset
     val_cfg.datasets = [
         d for d in val_cfg.datasets if d.test_set in ('Kvasir', 'CVC-300')
@@ -287,7 +345,8 @@ def test_base_configs_build(synthetic):
     ]
     train_cfg.pipeline = flip_rotate
     sample = DATASETS.build(train_cfg)[1]
-    assert set(np.unique(sample['data_samples'].gt_sem_seg.data)) <= {0, 1}
+    soft = sample['data_samples'].gt_sem_seg.data
+    assert 0 <= soft.min() and soft.max() <= 1
 
     kvasir = Config.fromfile(
         osp.join(ROOT, 'configs/_base_/datasets/pranet_polyp_kvasir.py'))

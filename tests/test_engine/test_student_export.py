@@ -9,8 +9,13 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from mmseg.apis import MMSegInferencer, inference_model, init_model
 
+from mmseg_kdas.engine.hooks.student_export_hook import with_one_test_pipeline
 from mmseg_kdas.models.distillers import (student_checkpoint, student_config,
                                           student_state_dict)
+
+META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
+             'pad_shape', 'scale_factor', 'flip', 'flip_direction',
+             'reduce_zero_label', 'test_set')
 
 
 def _load_converter():
@@ -21,12 +26,33 @@ def _load_converter():
     return module
 
 
+def _test_sets(data_root: str, pipeline: list) -> dict:
+    """Two test sets in one pass, as the five of the PraNet configs."""
+    return dict(
+        type='ConcatDataset',
+        datasets=[
+            dict(
+                type='PolypDataset',
+                data_root=data_root,
+                data_prefix=dict(img_path='images', seg_map_path='masks'),
+                test_set=name,
+                test_mode=True,
+                pipeline=pipeline) for name in ('A', 'B')
+        ])
+
+
 def _run_config(work_dir: str, data_root: str) -> Config:
     pipeline = [
         dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations'),
         dict(type='Resize', scale=(32, 32), keep_ratio=False),
         dict(type='PackSegInputs')
+    ]
+    test_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(32, 32), keep_ratio=False),
+        dict(type='LoadPolypAnnotations'),
+        dict(type='PackSegInputs', meta_keys=META_KEYS)
     ]
     dataset = dict(
         type='BaseSegDataset',
@@ -50,14 +76,14 @@ def _run_config(work_dir: str, data_root: str) -> Config:
                 num_workers=0,
                 sampler=dict(type='InfiniteSampler', shuffle=True),
                 dataset=dataset),
-            test_pipeline=pipeline,
+            test_pipeline=test_pipeline,
             test_dataloader=dict(
                 batch_size=1,
                 num_workers=0,
                 sampler=dict(type='DefaultSampler', shuffle=False),
-                dataset=dict(dataset, test_mode=True)),
+                dataset=_test_sets(data_root, test_pipeline)),
             test_cfg=dict(type='TestLoop'),
-            test_evaluator=dict(type='IoUMetric'),
+            test_evaluator=dict(type='PolypMetric'),
             optim_wrapper=dict(
                 type='OptimWrapper',
                 optimizer=dict(type='AdamW', lr=1e-3),
@@ -132,6 +158,8 @@ def test_hook_exports_each_checkpoint_as_a_student_model(trained):
                                                              batch)):
         assert torch.equal(a, b)
 
+    # the run tests on two sets (a ConcatDataset): the inferencer reads the
+    # pipeline of the exported test set
     image = osp.join(runner.cfg.train_dataloader.dataset.data_root, 'images',
                      '0.png')
     inferencer = MMSegInferencer(
@@ -139,6 +167,65 @@ def test_hook_exports_each_checkpoint_as_a_student_model(trained):
     prediction = inferencer(image)['predictions']
     expected = inference_model(model, image).pred_sem_seg.data[0]
     assert torch.equal(torch.as_tensor(prediction), expected.cpu())
+    assert cfg.test_dataloader.dataset.pipeline == cfg.test_pipeline
+    # the checkpoint alone: its meta['cfg'] is the same config
+    inferencer = MMSegInferencer(None, weights=exported, device='cpu')
+    prediction = inferencer(image)['predictions']
+    assert torch.equal(torch.as_tensor(prediction), expected.cpu())
+
+
+def test_exported_config_tests_every_set_as_the_run(trained, tmp_path):
+    runner, work_dir = trained
+    exported = osp.join(work_dir, 'iter_4_student.pth')
+    cfg = Config.fromfile(osp.join(work_dir, 'student_config.py'))
+    as_run = Config(dict(cfg, test_dataloader=runner.cfg.test_dataloader))
+    assert as_run.test_dataloader.dataset.type == 'ConcatDataset'
+    metrics = []
+    for i, test_cfg in enumerate((cfg, as_run)):
+        test_cfg.work_dir = str(tmp_path / str(i))
+        test_cfg.load_from = exported
+        metrics.append(Runner.from_cfg(test_cfg).test())
+    assert {'A/mDice', 'B/mDice', 'A/Sm', 'B/MAE'} <= set(metrics[0])
+    assert metrics[0] == metrics[1]
+
+
+def test_with_one_test_pipeline(binary_data_root):
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='PackSegInputs')]
+    concat = _test_sets(binary_data_root, pipeline)
+    cfg = with_one_test_pipeline(
+        Config(dict(test_dataloader=dict(batch_size=1, dataset=concat))))
+    test_set = cfg.test_dataloader.dataset
+    assert test_set.type == 'MultiImageMixDataset'
+    assert test_set.pipeline == pipeline
+    assert test_set.dataset.type == 'ConcatDataset'
+    assert [d.test_set for d in test_set.dataset.datasets] == ['A', 'B']
+    assert not any('pipeline' in d for d in test_set.dataset.datasets)
+    assert cfg.test_dataloader.batch_size == 1
+
+    # the same samples, in the same order, through the same transforms
+    from mmseg.registry import DATASETS
+    wrapped, plain = DATASETS.build(test_set), DATASETS.build(concat)
+    assert len(wrapped) == len(plain) == 12
+    for i in (0, 5, 6, 11):
+        a, b = wrapped[i], plain[i]
+        assert a['data_samples'].metainfo == b['data_samples'].metainfo
+        assert torch.equal(a['inputs'], b['inputs'])
+
+    # left as they are: one data set; data sets with different pipelines
+    single = Config(dict(test_dataloader=dict(dataset=concat['datasets'][0])))
+    assert with_one_test_pipeline(single).to_dict() == single.to_dict()
+    mixed = Config(
+        dict(
+            test_dataloader=dict(
+                dataset=dict(
+                    concat,
+                    datasets=[
+                        concat['datasets'][0],
+                        dict(concat['datasets'][1], pipeline=pipeline[1:])
+                    ]))))
+    assert with_one_test_pipeline(mixed).to_dict() == mixed.to_dict()
+    assert with_one_test_pipeline(Config(dict(model=dict()))).get(
+        'test_dataloader') is None
 
 
 def test_warmup_hook_ramped_the_distillation_terms(trained):

@@ -150,6 +150,30 @@ visualizer = dict(
 
 
 def test_metric_default_is_the_reference_protocol():
-    metric = PolypMetric()
-    assert metric.min_max_normalize and metric.quantize
-    assert metric.threshold == 0.5
+    # The reference test scripts save (p - min) / (max - min) as an 8-bit
+    # PNG, which the toolbox reads back as k / 255 and thresholds at 0.5.
+    gt = np.zeros((4, 6), np.int64)
+    gt[:, :3] = 1
+    prob = np.full((4, 6), 0.2)
+    prob[:, :3] = 0.45  # below 0.5 as it is: a raw map would score Dice 0
+    prob[0, 3:] = 0.29  # 0.36 once stretched: 91.8 / 255, saved as 92
+    saved = np.rint((prob - 0.2) / 0.25 * 255) / 255
+
+    def evaluate(metric):
+        metric.process({}, [
+            dict(
+                seg_logits=dict(
+                    data=torch.tensor(prob, dtype=torch.float32)[None]),
+                gt_sem_seg=dict(data=torch.from_numpy(gt)[None]),
+                test_set='Kvasir',
+                img_path='a.png')
+        ])
+        return metric.compute_metrics(metric.results)
+
+    result = evaluate(PolypMetric())
+    assert result['Kvasir/Dice'] == pytest.approx(1.0)
+    assert result['Kvasir/MAE'] == pytest.approx(
+        np.abs(saved - gt).mean(), abs=1e-7)
+    # neither stretched nor rounded, the same map scores otherwise
+    raw = evaluate(PolypMetric(min_max_normalize=False, quantize=False))
+    assert raw['Kvasir/Dice'] == 0

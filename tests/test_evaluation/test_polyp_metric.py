@@ -12,7 +12,7 @@ from mmseg.registry import METRICS
 from mmseg.structures import SegDataSample
 
 from mmseg_kdas.evaluation import (PolypMetric, polyp_image_measures,
-                                   prepare_prediction)
+                                   prepare_prediction, weighted_fmeasure)
 
 
 def sample(prob, gt, test_set='Kvasir', name='x.jpg'):
@@ -55,9 +55,11 @@ class Records(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+@pytest.mark.parametrize('protocol', ['matlab', 'python-port'])
 @pytest.mark.parametrize('raw', [True, False])
-def test_per_set_means_equal_the_pure_functions(raw):
-    metric = PolypMetric(min_max_normalize=not raw, quantize=not raw)
+def test_per_set_means_equal_the_pure_functions(raw, protocol):
+    metric = PolypMetric(
+        min_max_normalize=not raw, quantize=not raw, protocol=protocol)
     metric.process({}, [sample(p, g, s, n) for s, p, g, n in cases()])
     assert len(metric.results) == 3
     records = Records()
@@ -73,7 +75,8 @@ def test_per_set_means_equal_the_pure_functions(raw):
         p = np.asarray(p, np.float32).astype(np.float64)
         if not raw:
             p = prepare_prediction(p)
-        per_image.setdefault(s, []).append(polyp_image_measures(p, g))
+        per_image.setdefault(s, []).append(
+            polyp_image_measures(p, g, protocol=protocol))
     for s, items in per_image.items():
         for key in ('Dice', 'IoU', 'mDice', 'mIoU', 'Sm', 'wFm', 'mEm',
                     'MAE'):
@@ -91,7 +94,7 @@ def test_per_set_means_equal_the_pure_functions(raw):
     assert metrics['A/MAE'] == pytest.approx(0.25)
     table = '\n'.join(records.messages)
     for text in ('Test set', 'mDice', 'maxEm', '| A ', '| B ',
-                 'mean of sets'):
+                 'mean of sets', f'{protocol} protocol'):
         assert text in table
 
 
@@ -140,6 +143,29 @@ def test_activations():
         PolypMetric(activation='relu')
 
 
+def test_protocols_differ_where_the_measures_do():
+    # the object in the image corner, a constant map: only the padding of
+    # the weighted F-measure's filter differs (see test_polyp_protocols)
+    gt = np.zeros((12, 12), np.int64)
+    gt[:4, :4] = 1
+    prob = np.full((12, 12), 0.3)
+    results = {}
+    for protocol in ('matlab', 'python-port'):
+        metric = PolypMetric(
+            min_max_normalize=False, quantize=False, protocol=protocol)
+        metric.process({}, [sample(prob, gt)])
+        results[protocol] = metric.compute_metrics(metric.results)
+        assert results[protocol]['Kvasir/wFm'] == pytest.approx(
+            weighted_fmeasure(prob, gt.astype(bool), protocol=protocol),
+            rel=1e-6)
+    assert PolypMetric().protocol == 'matlab'
+    assert results['matlab']['wFm'] > results['python-port']['wFm']
+    for key in ('mDice', 'mIoU', 'Dice', 'IoU', 'MAE'):
+        assert results['matlab'][key] == results['python-port'][key]
+    with pytest.raises(ValueError, match='protocol'):
+        PolypMetric(protocol='uacanet')
+
+
 def test_test_set_is_required():
     gt = np.ones((2, 2), np.int64)
     with pytest.raises(KeyError, match='test_set'):
@@ -179,7 +205,10 @@ def test_output_dir_holds_the_evaluated_maps(tmp_path):
 
 
 def test_registered_and_empty_results():
-    metric = METRICS.build(dict(type='PolypMetric', keep_results=True))
+    metric = METRICS.build(dict(type='PolypMetric'))
     assert isinstance(metric, PolypMetric)
+    # no dead options: mmseg's keep_results is not one of ours
+    with pytest.raises(TypeError, match='keep_results'):
+        METRICS.build(dict(type='PolypMetric', keep_results=True))
     with pytest.raises(ValueError, match='no result'):
         metric.compute_metrics([])

@@ -9,6 +9,7 @@ from mmseg.structures import SegDataSample
 
 from mmseg_kdas.visualization import (PolypLocalVisualizer, draw_polyp_panels,
                                       overlay_mask)
+from mmseg_kdas.visualization.polyp_visualizer import _caption
 
 
 def case(h=40, w=50):
@@ -53,12 +54,29 @@ def test_three_panels():
         draw_polyp_panels(image, gt[:20])
 
 
+def _captioned(panel, text):
+    out = panel.copy()
+    _caption(out, text)
+    return out
+
+
 def test_captions_show_the_dice():
     image, gt, pred = case(200, 220)
     plain = draw_polyp_panels(image, gt, pred, captions=False)
     captioned = draw_polyp_panels(image, gt, pred)
     differs = np.nonzero((plain != captioned).any(axis=2))
     assert differs[0].max() < 30  # captions stay in the top band
+    # the prediction panel reads its Dice: half of the prediction lies on
+    # the ground truth of the same area, 2 * 200 / (400 + 400) = 0.5
+    pred_panel = slice(2 * (220 + 2), None)  # after two panels and gaps
+    np.testing.assert_array_equal(
+        captioned[:, pred_panel],
+        _captioned(plain[:, pred_panel], 'prediction (Dice 0.500)'))
+    assert not np.array_equal(
+        captioned[:, pred_panel],
+        _captioned(plain[:, pred_panel], 'prediction (Dice 0.600)'))
+    np.testing.assert_array_equal(captioned[:, :220],
+                                  _captioned(plain[:, :220], 'image'))
 
 
 def test_visualizer_draws_data_samples(tmp_path):

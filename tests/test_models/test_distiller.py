@@ -2,14 +2,13 @@ import copy
 
 import pytest
 import torch
-from kdas_helpers import (build_distiller, make_batch, tiny_list_model,
-                          tiny_segformer)
+from kdas_helpers import build_distiller, make_batch, tiny_list_model
 from mmengine.optim import DefaultOptimWrapperConstructor, build_optim_wrapper
 from mmseg.registry import MODELS
 
-from mmseg_kdas.models.distillers import KDASDistiller
+from mmseg_kdas.models.distillers import KDASDistiller, load_teacher_weights
 from mmseg_kdas.models.losses import AttentionSupervisionLoss
-from mmseg_kdas.testing import check_segmentor
+from mmseg_kdas.testing import check_segmentor, tiny_segformer
 
 OPTIM = dict(
     optimizer=dict(type='SGD', lr=0.5, momentum=0.9),
@@ -17,7 +16,7 @@ OPTIM = dict(
 
 
 def _preprocessed(model, seed=0, size=(32, 32)):
-    data = model.data_preprocessor(make_batch(2, size, seed), True)
+    data = model.data_preprocessor(make_batch(2, size, seed=seed), True)
     return data['inputs'], data['data_samples']
 
 
@@ -54,7 +53,8 @@ def test_train_step_leaves_teacher_unchanged_and_without_gradients():
     teacher_before = _state(model.teacher)
     student_before = _state(model.student)
     for seed in range(2):
-        log_vars = model.train_step(make_batch(2, seed=seed), optim_wrapper)
+        log_vars = model.train_step(
+            make_batch(2, (32, 32), seed=seed), optim_wrapper)
         assert {'loss', 'seg.decode.loss_ce', 'loss_at_0', 'loss_at_1',
                 'loss_sgm_0'} <= set(log_vars)
     for key, value in model.teacher.state_dict().items():
@@ -129,7 +129,22 @@ def test_teacher_is_wholly_in_eval_mode():
     first = model._teacher_forward(inputs)
     second = model._teacher_forward(inputs)
     assert all(torch.equal(a, b) for a, b in zip(first, second))
-    assert not any(t.requires_grad for t in first)  # no_grad
+
+
+def test_teacher_forward_records_no_graph():
+    # Frozen weights and plain inputs never need grad, so only an input
+    # that requires grad shows whether the teacher runs under no_grad.
+    model = build_distiller()
+    model.train()
+    inputs, _ = _preprocessed(model)
+    inputs.requires_grad_(True)
+    out = model._teacher_forward(inputs)
+    assert not any(t.requires_grad or t.grad_fn is not None for t in out)
+    # and so it is inside loss(): the teacher maps of the pairs carry none
+    seen = []
+    model.loss_at.forward = lambda s, t: seen.append(t) or s.mean()
+    model.loss(inputs, _preprocessed(model)[1])
+    assert seen and all(t.grad_fn is None for t in seen)
 
 
 def test_loss_values_follow_the_kdas_formula():
@@ -304,7 +319,7 @@ def test_reference_polyp_pvt_teacher_checkpoint(tmp_path):
 def test_prediction_and_tensor_mode_use_the_student():
     model = build_distiller()
     model.eval()
-    batch = make_batch(2)
+    batch = make_batch(2, (32, 32))
     data = model.data_preprocessor(batch, False)
     out = model(**data, mode='tensor')
     expected = model.student(**data, mode='tensor')
@@ -323,3 +338,94 @@ def test_preprocessing_of_teacher_and_student_must_agree():
     teacher['data_preprocessor']['mean'] = [0, 0, 0]
     with pytest.raises(ValueError, match='data_preprocessor.mean'):
         build_distiller(teacher=teacher)
+
+
+# Every pair loss the distiller may run: KDAS's own and the baselines.
+PAIR_LOSSES = [
+    dict(type='AttentionSupervisionLoss', temperature=2.0),
+    dict(type='PixelKDLoss', temperature=1.0),
+    dict(type='ChannelWiseDivergence', temperature=1.0),
+    dict(type='AttentionTransferLoss'),
+]
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize('loss_at', PAIR_LOSSES)
+def test_distillation_terms_are_float32_under_autocast(dtype, loss_at):
+    model = build_distiller(alpha=1.0, loss_at=loss_at)
+    # a confident teacher on a 352x352 input: 88x88 logits of magnitude
+    # 30 and more (P @ P.T overflows float16); the student's as autocast
+    # gives them
+    gen = torch.Generator().manual_seed(0)
+    teacher = [-30 - 10 * torch.rand(2, 1, 88, 88, generator=gen)
+               for _ in range(2)]
+    for t in teacher:
+        t[:, :, 20:60, 30:70] *= -1
+    student = [torch.randn(2, 1, 88, 88, generator=gen).to(dtype)
+               for _ in range(2)]
+    teacher = [t.to(dtype) for t in teacher]
+    expected = model._distillation_losses([s.float() for s in student],
+                                          [t.float() for t in teacher])
+    with torch.autocast('cpu', dtype=dtype):
+        got = model._distillation_losses(student, teacher)
+    name = model.loss_at.loss_name
+    assert set(got) == {f'{name}_0', f'{name}_1', 'loss_sgm_0'}
+    for key, value in got.items():
+        assert value.dtype == torch.float32, key
+        assert torch.isfinite(value), key
+        assert value.item() == pytest.approx(
+            expected[key].item(), rel=1e-3), key
+
+
+def test_pairs_whose_maps_do_not_fit_name_the_pair_and_both_shapes():
+    # channels: a 64-channel backbone stage against 1-channel logits
+    model = build_distiller(
+        at_pairs=[dict(student=0, teacher=0),
+                  dict(student='backbone:3', teacher=1)],
+        sgm_weight=0)
+    model.train()
+    inputs, samples = _preprocessed(model)
+    with pytest.raises(ValueError) as err:
+        model.loss(inputs, samples)
+    message = str(err.value)
+    assert 'at_pairs[1]' in message
+    assert '(2, 64, 1, 1)' in message and '(2, 1, 32, 32)' in message
+    # channels again, in an SGM pair without adapter
+    model = build_distiller(
+        at_weight=0,
+        sgm_pairs=[dict(student=0, teacher=0),
+                   dict(student='backbone:3', teacher='backbone:3',
+                        neck=dict(type='SGMNeck', embedding='gram'))])
+    model.train()
+    with pytest.raises(ValueError) as err:
+        model.loss(inputs, samples)
+    message = str(err.value)
+    assert 'sgm_pairs[1]' in message
+    assert '(2, 64, 1, 1)' in message and '(2, 128, 1, 1)' in message
+    # shapes: tokens (B, N, C) of the first MiT stage's norm, not a map
+    model = build_distiller(
+        at_pairs=[dict(student='backbone.layers.0.2', teacher=0)],
+        loss_at=dict(type='PixelKDLoss'),
+        sgm_weight=0)
+    model.train()
+    with pytest.raises(ValueError) as err:
+        model.loss(inputs, samples)
+    message = str(err.value)
+    assert 'at_pairs[0]' in message
+    assert '(2, 64, 8)' in message and '(2, 1, 32, 32)' in message
+
+
+def test_teacher_checkpoint_of_another_variant(tmp_path):
+    # the authors' B0 file (KDAS student) given for the B2 teacher
+    from polyp_pvt_helpers import build_polyp_pvt, reference_state_dict
+    state_dict, _ = reference_state_dict('b0')
+    path = str(tmp_path / 'PolypPVT_b0.pth')
+    torch.save(state_dict, path)
+    teacher = build_polyp_pvt('b2')
+    with pytest.raises(KeyError) as err:
+        load_teacher_weights(teacher, path)
+    message = str(err.value)
+    assert path in message
+    assert ('backbone.patch_embed1.proj.weight is (32, 3, 7, 7) in the file '
+            'and (64, 3, 7, 7) in the teacher') in message
+    assert 'missing keys: backbone.block1.2.' in message

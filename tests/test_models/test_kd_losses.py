@@ -12,6 +12,7 @@ from mmseg_kdas.models.losses.kd_losses import (AttentionSupervisionLoss,
                                                 self_attention_map,
                                                 symmetric_kd_loss)
 from mmseg_kdas.models.necks import SGMNeck
+from mmseg_kdas.models.utils import in_float32
 
 
 def _softmax(values):
@@ -105,14 +106,19 @@ def test_batch_mean_reduction():
         sum(per_sample) / 3, rel=1e-5)
 
 
-def test_gradient_reaches_student_only():
+@pytest.mark.parametrize('loss', [
+    AttentionSupervisionLoss(temperature=2.0),
+    SymmetricKDLoss(loss_type='mse')
+])
+def test_gradient_reaches_student_only(loss):
+    # the teacher's map is a target: even one that requires grad gets none
     student = torch.randn(2, 1, 8, 8, requires_grad=True)
-    teacher = torch.randn(2, 1, 8, 8)
-    loss = AttentionSupervisionLoss(temperature=2.0)(student, teacher)
-    loss.backward()
+    teacher = torch.randn(2, 1, 8, 8, requires_grad=True)
+    loss(student, teacher).backward()
     assert student.grad is not None
     assert student.grad.abs().sum().item() > 0
     assert torch.isfinite(student.grad).all()
+    assert teacher.grad is None
 
 
 def test_module_resizes_student_to_teacher_and_weights():
@@ -147,8 +153,68 @@ def test_bad_arguments_are_errors():
 def test_registered_names_are_unique_to_the_plugin():
     assert MODELS.get('AttentionSupervisionLoss') is AttentionSupervisionLoss
     assert MODELS.get('SymmetricKDLoss') is SymmetricKDLoss
-    # mmseg's own (broken) KL loss keeps its name
-    assert MODELS.get('KLDivLoss') is not AttentionSupervisionLoss
+    # mmseg's own (broken) KL loss is registered only when its module is
+    # imported (mmseg 1.2.2's losses package leaves it out). Imported after
+    # the plugin, it registers: a plugin loss under that name would make
+    # the import fail, or (force=True) take the name
+    from mmseg.models.losses.kldiv_loss import KLDivLoss
+    assert MODELS.get('KLDivLoss') is KLDivLoss
+    plugin = {
+        name: cls
+        for name, cls in MODELS.module_dict.items()
+        if cls.__module__.startswith('mmseg_kdas.')
+    }
+    assert {'AttentionSupervisionLoss', 'SymmetricKDLoss'} <= set(plugin)
+    # each under its own class name
+    assert all(name == cls.__name__ for name, cls in plugin.items())
+
+
+# Logits of a confident teacher: background at -30 and below, the polyp
+# at +30, on an 88x88 map (352x352 input, stride 4): P @ P.T sums 88
+# squares of 30 = 79,200, over float16's maximum of 65,504.
+def _confident_logits(seed=0, size=88, magnitude=30.0):
+    gen = torch.Generator().manual_seed(seed)
+    logits = -magnitude - 5 * torch.rand(2, 1, size, size, generator=gen)
+    logits[:, :, 30:60, 20:50] *= -1
+    return logits
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize('magnitude', [30.0, 60.0])
+def test_terms_under_autocast_equal_float32(dtype, magnitude):
+    teacher = _confident_logits(0, magnitude=magnitude)
+    student = torch.randn(2, 1, 88, 88, generator=torch.Generator().
+                          manual_seed(1), requires_grad=True)
+    terms = {
+        'at': AttentionSupervisionLoss(temperature=2.0),
+        'sgm': lambda s, t: SymmetricKDLoss()(*SGMNeck()(s, t)),
+    }
+    for name, term in terms.items():
+        # maps as the network gives them under autocast, and their float32
+        # loss
+        s, t = student.to(dtype), teacher.to(dtype)
+        expected = term(s.float(), t.float())
+        with torch.autocast('cpu', dtype=dtype):
+            got = in_float32(term, s, t)
+        assert got.dtype == torch.float32
+        assert torch.isfinite(got), name
+        assert got.item() == pytest.approx(expected.item(), rel=1e-3), name
+        got.backward()
+        assert torch.isfinite(student.grad).all()
+        student.grad = None
+
+
+def test_in_float32_keeps_float64_and_turns_autocast_off():
+    x = torch.ones(2, 2, dtype=torch.float64)
+    seen = []
+
+    def term(a, b):
+        seen.append((a.dtype, (a.float() @ b.float()).dtype))
+        return a
+
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        in_float32(term, x, torch.ones(2, 2, dtype=torch.float16))
+    assert seen == [(torch.float64, torch.float32)]
 
 
 def test_symmetric_kd_loss_hand_values():

@@ -39,8 +39,12 @@ def test_outputs_match_authors_code(arch):
     model.load_state_dict(convert_polyp_pvt(state_dict)[0], strict=True)
     with torch.no_grad():
         p1, p2 = model.eval()(image, mode='tensor')
-    torch.testing.assert_close(p1, expected['p1'], atol=1e-4, rtol=0)
-    torch.testing.assert_close(p2, expected['p2'], atol=1e-4, rtol=0)
+    # The README's level: 0 on the machine that wrote the file (regenerate
+    # it with tests/data/make_polyp_pvt_fingerprint.py), float32 rounding
+    # of other CPUs / BLAS builds (up to 7e-6) elsewhere; a LayerNorm eps of
+    # 1e-5 instead of 1e-6 already moves the outputs by up to 2e-5.
+    torch.testing.assert_close(p1, expected['p1'], atol=1e-5, rtol=0)
+    torch.testing.assert_close(p2, expected['p2'], atol=1e-5, rtol=0)
     assert p1.abs().max() > 0.1  # the check is not vacuous
 
 
@@ -117,7 +121,7 @@ def test_train_step_updates_weights():
             gt_sem_seg=PixelData(data=label)) for _ in range(2)
     ]
     data = model.data_preprocessor(
-        dict(inputs=list(img), data_samples=samples), True)
+        dict(inputs=list(img), data_samples=samples), False)
     before = model.decode_head.cls_sam.weight.detach().clone()
     losses = model(**data, mode='loss')
     loss, _ = model.parse_losses(losses)

@@ -156,8 +156,8 @@ def test_pretrained_errors_name_the_fault(tmp_path):
         missing.init_weights()
 
 
-def test_frozen_stages_and_norm_eval():
-    model = PVTv2(arch='b0', frozen_stages=2, norm_eval=True)
+def test_frozen_stages():
+    model = PVTv2(arch='b0', frozen_stages=2)
     model.train()
     for i in (1, 2):
         assert not any(p.requires_grad for p in getattr(
@@ -171,6 +171,12 @@ def test_frozen_stages_and_norm_eval():
     assert model.patch_embed3.proj.weight.grad is not None
     with pytest.raises(ValueError, match='frozen_stages'):
         PVTv2(arch='b0', frozen_stages=5)
+
+
+def test_no_dead_norm_eval_option():
+    # PVTv2 has LayerNorms only: a norm_eval flag would change nothing
+    with pytest.raises(TypeError, match='norm_eval'):
+        PVTv2(arch='b0', norm_eval=True)
 
 
 def test_dropout_only_in_training():

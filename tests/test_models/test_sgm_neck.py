@@ -52,13 +52,15 @@ def test_adapter_maps_channels_and_gets_gradients():
     neck = SGMNeck(
         embedding='gram', student_channels=4, teacher_channels=8)
     student = torch.randn(2, 4, 6, 6, requires_grad=True)
-    teacher = torch.randn(2, 8, 3, 3)
+    # the teacher's map is a target: even one that requires grad gets none
+    teacher = torch.randn(2, 8, 3, 3, requires_grad=True)
     s_emb, t_emb = neck(student, teacher)
     assert s_emb.shape == t_emb.shape == (2, 8, 8)
     ((s_emb - t_emb)**2).mean().backward()
     assert neck.adapter.weight.grad.abs().sum().item() > 0
     assert student.grad.abs().sum().item() > 0
     assert teacher.grad is None
+    assert not t_emb.requires_grad
 
 
 def test_bad_inputs_are_errors():

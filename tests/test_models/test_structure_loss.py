@@ -150,3 +150,17 @@ def test_module_weight_name_and_registry():
         loss(logits, _two_pixels(), weight=torch.ones(1, 1, 2))
     with pytest.raises(ValueError, match='loss_name'):
         StructureLoss(loss_name='structure')
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_module_is_float32_under_autocast(dtype):
+    # 352x352 logits of magnitude 30: the sums of the weighted IoU over
+    # 123,904 pixels (weights up to 6) pass float16's maximum of 65,504
+    gen = torch.Generator().manual_seed(0)
+    pred = (30 * torch.randn(1, 1, 352, 352, generator=gen)).to(dtype)
+    labels = (torch.rand(1, 352, 352, generator=gen) > 0.7).long()
+    expected = StructureLoss()(pred.float(), labels)
+    with torch.autocast('cpu', dtype=dtype):
+        got = StructureLoss()(pred, labels)
+    assert got.dtype == torch.float32 and torch.isfinite(got)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-3)

@@ -79,10 +79,24 @@ def test_prefix_table_covers_every_reference_key():
 
 def test_dataparallel_and_wrapped_files(tmp_path):
     source = _random_reference('b0')
+    torch.save(source, tmp_path / 'plain.pth')
+    assert _tool().main(
+        [str(tmp_path / 'plain.pth'),
+         str(tmp_path / 'plain_out.pth')]) == 0
+    plain = torch.load(tmp_path / 'plain_out.pth', weights_only=True)
+    # a DataParallel state dict ('module.' keys) under a 'model' key gives
+    # the same converted weights as the bare state dict
     wrapped = {'model': {f'module.{k}': v for k, v in source.items()}}
     src = tmp_path / 'wrapped.pth'
     torch.save(wrapped, src)
     assert _tool().main([str(src), str(tmp_path / 'out.pth')]) == 0
+    converted = torch.load(tmp_path / 'out.pth', weights_only=True)
+    assert converted['meta']['arch'] == 'pvtv2-b0'
+    assert converted['state_dict'].keys() == plain['state_dict'].keys()
+    for key, value in plain['state_dict'].items():
+        assert torch.equal(converted['state_dict'][key], value), key
+    assert torch.equal(converted['state_dict']['decode_head.cls_sam.weight'],
+                       source['out_SAM.weight'])
 
 
 @pytest.mark.parametrize('edit, message', [

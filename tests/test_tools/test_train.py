@@ -8,6 +8,8 @@ import pytest
 import torch
 from conftest import CONFIGS, ROOT
 
+from mmseg_kdas.datasets import make_synthetic_polyp_dataset
+
 
 def run_tool(args, work_dir, python, check=True):
     env = dict(os.environ)
@@ -62,8 +64,9 @@ def test_resume_after_kill(tmp_path, python, binary_data_root):
     assert start['state_dict'].keys() == ckpt3['state_dict'].keys()
     for key, value in ckpt3['state_dict'].items():
         assert torch.equal(start['state_dict'][key], value), key
+    # 3 iterations of 3 multi-scale optimiser steps each
     steps = [s['step'] for s in start['optimizer']['state'].values()]
-    assert steps and all(int(s) == 3 for s in steps)
+    assert steps and all(int(s) == 9 for s in steps)
     assert len(start['loss_history']) == 3
 
     # ... and ends where the uninterrupted run ends.
@@ -73,6 +76,38 @@ def test_resume_after_kill(tmp_path, python, binary_data_root):
     for key, value in ref['state_dict'].items():
         torch.testing.assert_close(
             final['state_dict'][key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_kdas_resume_restores_warmup_and_multiscale_phase(
+        tmp_path, python):
+    data_root = make_synthetic_polyp_dataset(
+        str(tmp_path / 'data'), num_train=6, num_test=0)
+    straight = tmp_path / 'straight'
+    train('tiny_kdas_resume.py', straight, python, data_root)
+
+    killed = tmp_path / 'killed'
+    proc = train('tiny_kdas_resume_kill.py', killed, python, data_root,
+                 check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout[-3000:]
+    assert osp.isfile(killed / 'iter_2.pth')
+    assert not osp.exists(killed / 'iter_4.pth')
+    # resumed at iteration 2: the next rate is the third (1.5, not the
+    # first again) and the warm-up multiplier is 2 / 4, not 0
+    train('tiny_kdas_resume.py', killed, python, data_root, '--resume')
+    final = load(killed / 'iter_5.pth')
+    ref = load(straight / 'iter_5.pth')
+    assert final['meta']['iter'] == ref['meta']['iter'] == 5
+    for key, value in ref['state_dict'].items():
+        torch.testing.assert_close(
+            final['state_dict'][key], value, rtol=1e-5, atol=1e-6)
+    # the exported students agree too
+    for key, value in load(straight / 'iter_5_student.pth')[
+            'state_dict'].items():
+        torch.testing.assert_close(
+            load(killed / 'iter_5_student.pth')['state_dict'][key],
+            value,
+            rtol=1e-5,
+            atol=1e-6)
 
 
 def test_dist_train_two_gloo_processes(tmp_path, python, binary_data_root):

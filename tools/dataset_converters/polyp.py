@@ -19,11 +19,17 @@ Sources (a folder or a .zip archive each):
         -o data/polyp --name CVC-ClinicDB [--test-list clinicdb_test.txt]
 
 Images and masks are matched by file stem. Every pair is read and checked
-(both readable, same size); JPEG and PNG images are copied as they are (or
-linked with --link), other formats (TIFF, BMP) are written as PNG; masks are
-binarised at half their range and written as PNG with values 0 / 255. A
-missing mask, an unreadable file, a size mismatch or a name clash in the
-output stops the conversion with the file names.
+(both readable and complete, same size); JPEG and PNG images are copied as
+they are (or linked with --link), other formats (TIFF, BMP) are written as
+PNG; masks are binarised at half their range and written as PNG with values
+0 / 255. A missing mask, an unreadable or truncated file, a size mismatch or
+a name clash in the output stops the conversion with the file names.
+
+Before training, check a data root (any layout with image and mask folders
+side by side, e.g. the PraNet one) in one pass; every problem is listed and
+the exit status is 1 if there is one:
+
+    python tools/dataset_converters/polyp.py --check data/polyp
 """
 import argparse
 import os
@@ -36,14 +42,17 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from PIL import Image
 
-from mmseg_kdas.datasets.polyp import list_polyp_pairs
+from mmseg_kdas.datasets.polyp import index_by_stem, list_polyp_pairs
 from mmseg_kdas.datasets.transforms import binarize_mask
 
 IMAGE_DIR_NAMES = ('images', 'image', 'original')
 MASK_DIR_NAMES = ('masks', 'mask', 'ground truth', 'groundtruth',
                   'ground_truth', 'gt')
 KEEP_SUFFIXES = ('.jpg', '.jpeg', '.png')
+# formats whose truncation Pillow reports and OpenCV may not
+VERIFY_SUFFIXES = ('.jpg', '.jpeg', '.png')
 SKIP_DIRS = ('__macosx', )
 
 Pair = Tuple[str, str, str]
@@ -83,19 +92,46 @@ def find_pair_dirs(root: str) -> List[Tuple[str, str, str]]:
     return found
 
 
+def read_complete(path: str, what: str) -> np.ndarray:
+    """Read an image file as stored, checking that it is complete.
+
+    Whether OpenCV rejects a truncated JPEG depends on its build (libjpeg
+    reports "premature end of data" as a warning, and some builds return
+    the image with grey rows), so JPEG and PNG files are also fully decoded
+    by Pillow, which reports truncation.
+
+    Args:
+        path: The file.
+        what: ``'image'`` or ``'mask'``, for the messages.
+
+    Returns:
+        The array ``cv2.imread(path, cv2.IMREAD_UNCHANGED)`` gives.
+
+    Raises:
+        OSError: The file cannot be read or decoded, or is truncated.
+    """
+    if path.lower().endswith(VERIFY_SUFFIXES):
+        try:
+            with Image.open(path) as pil:
+                pil.load()
+        except (OSError, SyntaxError, ValueError) as e:
+            raise OSError(f'cannot decode {what} {path} (truncated or '
+                          f'corrupt): {e}') from e
+    array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise OSError(f'cannot read {what} {path}')
+    return array
+
+
 def read_checked(img_path: str, mask_path: str) -> np.ndarray:
     """Read a pair, check it, and return the binarised mask (0 / 255).
 
     Raises:
-        OSError: A file cannot be read.
-        ValueError: The sizes differ.
+        OSError: A file cannot be read, or is truncated.
+        ValueError: The sizes differ, or the mask is not a mask image.
     """
-    img = cv2.imread(img_path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise OSError(f'cannot read image {img_path}')
-    mask = cv2.imread(mask_path, cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise OSError(f'cannot read mask {mask_path}')
+    img = read_complete(img_path, 'image')
+    mask = read_complete(mask_path, 'mask')
     if img.shape[:2] != mask.shape[:2]:
         raise ValueError(f'size mismatch: image {img_path} is '
                          f'{img.shape[:2]}, mask {mask_path} is '
@@ -256,6 +292,52 @@ def convert_raw(source: str,
     ]
 
 
+def check_data_root(root: str) -> Tuple[int, List[str]]:
+    """Find every problem of the image / mask pairs under ``root``.
+
+    What ``PolypDataset`` and ``LoadPolypAnnotations`` would report one at a
+    time, possibly mid-epoch, all in one pass: images without a mask, two
+    files of one stem, unreadable or truncated files, masks that are not
+    mask images, and masks whose size differs from their image's.
+
+    Args:
+        root: A data root; every folder below it holding an image folder
+            and a mask folder side by side (``images`` / ``masks`` ...) is
+            checked.
+
+    Returns:
+        ``(number of pairs checked, problems)``, one line per problem.
+
+    Raises:
+        FileNotFoundError: No image / mask folders under ``root``.
+    """
+    dirs = find_pair_dirs(root)
+    if not dirs:
+        raise FileNotFoundError(
+            f'no image folder ({"/".join(IMAGE_DIR_NAMES)}) next to a mask '
+            f'folder ({"/".join(MASK_DIR_NAMES)}) in {root}')
+    checked, problems = 0, []
+    for _, img_dir, mask_dir in dirs:
+        try:
+            images = index_by_stem(img_dir)
+            masks = index_by_stem(mask_dir)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        for stem, name in sorted(images.items()):
+            img_path = osp.join(img_dir, name)
+            if stem not in masks:
+                problems.append(f'image {img_path} has no mask (no file of '
+                                f'stem {stem!r} in {mask_dir})')
+                continue
+            checked += 1
+            try:
+                read_checked(img_path, osp.join(mask_dir, masks[stem]))
+            except (OSError, ValueError) as e:
+                problems.append(str(e))
+    return checked, problems
+
+
 def _unpacked(path: str, workdir: str) -> str:
     """``path`` itself if a folder, else the folder a zip is unpacked in."""
     if osp.isdir(path):
@@ -272,8 +354,14 @@ def _unpacked(path: str, workdir: str) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Arrange polyp data sets into the PraNet layout')
-    sub = parser.add_subparsers(dest='kind', required=True)
+        description='Arrange polyp data sets into the PraNet layout, or '
+        'check a data root')
+    parser.add_argument(
+        '--check',
+        metavar='DATA_ROOT',
+        help='check every image / mask pair under DATA_ROOT (readable, '
+        'complete, a mask of the image size) and list all problems')
+    sub = parser.add_subparsers(dest='kind')
     pranet = sub.add_parser(
         'pranet', help="PraNet's TrainDataset / TestDataset folders")
     pranet.add_argument('sources', nargs='+', help='folders or zip files')
@@ -293,11 +381,30 @@ def parse_args(argv=None):
             '--link',
             action='store_true',
             help='symlink JPEG / PNG images instead of copying them')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.check is None) == (args.kind is None):
+        parser.error('give either --check DATA_ROOT or a source kind '
+                     f'({", ".join(sub.choices)})')
+    return args
 
 
 def main(argv=None) -> List[str]:
+    """Convert, or check with ``--check``; returns the lines printed.
+
+    Raises:
+        ValueError: ``--check`` found problems (all listed).
+    """
     args = parse_args(argv)
+    if args.check is not None:
+        checked, problems = check_data_root(args.check)
+        if problems:
+            raise ValueError(
+                f'{len(problems)} problem(s) in {args.check} ({checked} '
+                'image / mask pairs read):\n  ' +
+                '\n  '.join(problems))
+        report = [f'{checked} image / mask pairs in {args.check}: no problem']
+        print(report[0])
+        return report
     with tempfile.TemporaryDirectory() as workdir:
         if args.kind == 'pranet':
             sources = [_unpacked(s, workdir) for s in args.sources]

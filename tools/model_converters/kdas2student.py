@@ -3,7 +3,7 @@
 Usage::
 
     python tools/model_converters/kdas2student.py \
-        work_dirs/kdas_pvtb2_to_b0_kvasir/epoch_100.pth \
+        work_dirs/kdas_pvtb2_to_b0_kvasir/epoch_99.pth \
         checkpoints/kdas_pvtv2-b0_student.pth [--config CONFIG]
 
 writes the student's weights (no teacher, no SGM adapter, no optimizer

@@ -21,14 +21,28 @@ meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
              'pad_shape', 'scale_factor', 'flip', 'flip_direction',
              'reduce_zero_label', 'test_set')
 
-# The reference recipe: every image resized to 352x352 (PIL bilinear, as
-# torchvision's Resize of the reference), masks binarised to {0, 1}; the
-# multi-scale rates 0.75 / 1 / 1.25 are applied to whole batches by the
-# model's data preprocessor, e.g.
+# The reference recipe: every image and its 0/255 mask resized to 352x352
+# (PIL bilinear, as torchvision's Resize of the reference), so the training
+# masks are soft (float, values in (0, 1) along the edges); the multi-scale
+# rates 0.75 / 1 / 1.25 are applied to whole batches by the model's data
+# preprocessor (images and soft masks bilinearly), e.g.
 #   data_preprocessor=dict(type='BatchAugSegDataPreProcessor', ...,
 #       batch_augments=[dict(type='BatchMultiScaleResize',
-#                            rates=(0.75, 1.0, 1.25))])
+#                            rates=(0.75, 1.0, 1.25), mode='all')])
 train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadPolypAnnotations'),
+    dict(
+        type='SoftMaskResize',
+        scale=img_scale,
+        keep_ratio=False,
+        backend='pillow'),
+    dict(type='PackPolypInputs', meta_keys=meta_keys),
+]
+# Binarised {0, 1} training masks (nearest-neighbour resize): heads whose
+# loss needs labels (softmax cross-entropy), or to train without soft edges:
+#   train_dataloader = dict(dataset=dict(pipeline=train_pipeline_binary))
+train_pipeline_binary = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadPolypAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow'),

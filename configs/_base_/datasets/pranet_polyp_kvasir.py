@@ -1,17 +1,12 @@
 # PraNet polyp split, validated and tested on the 100 Kvasir test images only
 # (faster validation during training); training as in pranet_polyp.py.
-_base_ = ['./pranet_polyp.py']
+_base_ = ['./pranet_polyp.py', './kvasir_test_set.py']
 
 val_dataloader = dict(
     dataset=dict(
+        _base_.kvasir_test_set,
         _delete_=True,
-        type=_base_.dataset_type,
         data_root=_base_.data_root,
-        data_prefix=dict(
-            img_path='TestDataset/Kvasir/images',
-            seg_map_path='TestDataset/Kvasir/masks'),
-        test_set='Kvasir',
-        test_mode=True,
         pipeline=_base_.test_pipeline))
 test_dataloader = val_dataloader
 

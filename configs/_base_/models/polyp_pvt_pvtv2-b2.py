@@ -3,7 +3,9 @@
 # sigmoid(P1 + P2) > threshold. Needs custom_imports of mmseg_kdas.
 norm_cfg = dict(type='BN', requires_grad=True)
 # The reference trains every batch at the rates 0.75, 1 and 1.25 (256, 352
-# and 448 px); here each iteration takes the next rate in turn.
+# and 448 px), one optimiser step each: mode='all', with the train loops of
+# mmseg_kdas (../schedules/schedule_100e_polyp.py). mode='cycle' takes one
+# rate per iteration in turn instead (a third of the steps and the time).
 data_preprocessor = dict(
     type='BatchAugSegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
@@ -17,7 +19,7 @@ data_preprocessor = dict(
     test_cfg=dict(size_divisor=32),
     batch_augments=[
         dict(type='BatchMultiScaleResize', rates=(0.75, 1.0, 1.25),
-             mode='cycle')
+             mode='all')
     ])
 model = dict(
     type='EncoderDecoder',

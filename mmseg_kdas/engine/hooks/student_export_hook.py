@@ -1,15 +1,75 @@
 """Write a student-only checkpoint next to each distiller checkpoint."""
+import copy
 import os
 import os.path as osp
 from typing import Dict, List
 
 import torch
+from mmengine.config import Config
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
 from mmseg_kdas.models.distillers.export import (student_checkpoint,
                                                  student_config)
+
+
+def _is_concat(dataset: dict) -> bool:
+    kind = dataset.get('type')
+    return isinstance(kind, str) and kind.split('.')[-1] == 'ConcatDataset'
+
+
+def with_one_test_pipeline(cfg: Config) -> Config:
+    """Give a concatenated test set the one pipeline inferencers read.
+
+    ``MMSegInferencer`` (and ``--tta`` of ``tools/test.py``) take the test
+    pipeline from ``test_dataloader.dataset.pipeline``, which a
+    ``ConcatDataset`` -- the five test sets of the PraNet protocol -- does
+    not have. When its data sets share one pipeline, the test set becomes
+    mmseg's ``MultiImageMixDataset`` around the same ``ConcatDataset`` with
+    the pipeline moved onto the wrapper. The wrapper runs the pipeline on
+    each sample of the concatenation (it mixes images only for transforms
+    that ask for other samples, which a test pipeline has none of): the
+    samples, their order and their test sets stay the same, so
+    ``tools/test.py`` still reports every test set, and the inferencer
+    finds the pipeline.
+
+    Args:
+        cfg (Config): A model config.
+
+    Returns:
+        Config: A copy of ``cfg``, with the test set rewritten when it is a
+        ``ConcatDataset`` whose data sets have one common pipeline, and
+        unchanged otherwise.
+
+    Example:
+        >>> cfg = Config(dict(test_dataloader=dict(dataset=dict(
+        ...     type='ConcatDataset',
+        ...     datasets=[dict(type='PolypDataset', test_set=name,
+        ...                    pipeline=[dict(type='LoadImageFromFile')])
+        ...               for name in ('Kvasir', 'ETIS')]))))
+        >>> test_set = with_one_test_pipeline(cfg).test_dataloader.dataset
+        >>> test_set.type, test_set.pipeline
+        ('MultiImageMixDataset', [{'type': 'LoadImageFromFile'}])
+        >>> [d.test_set for d in test_set.dataset.datasets]
+        ['Kvasir', 'ETIS']
+    """
+    cfg = copy.deepcopy(cfg)
+    loader = cfg.get('test_dataloader')
+    dataset = loader.get('dataset') if loader else None
+    if not dataset or not _is_concat(dataset):
+        return cfg
+    datasets = dataset.get('datasets') or []
+    pipelines = [d.get('pipeline') for d in datasets]
+    if not pipelines or pipelines[0] is None or any(
+            p != pipelines[0] for p in pipelines):
+        return cfg
+    inner = [{k: v for k, v in d.items() if k != 'pipeline'} for d in datasets]
+    loader.dataset = dict(
+        type='MultiImageMixDataset',
+        dataset=dict(dataset, datasets=inner),
+        pipeline=pipelines[0])
+    return cfg
 
 
 @HOOKS.register_module()
@@ -27,8 +87,12 @@ class StudentExportHook(Hook):
     optimizer state) and, as ``meta['cfg']``, the student's config. That
     config is also written once as ``<work_dir>/student_config.py``, so
     ``mmseg.apis.init_model('student_config.py', 'iter_100_student.pth')``
-    or ``MMSegInferencer`` load the student directly. Exports whose source
-    checkpoint has been deleted (``max_keep_ckpts``) are deleted too.
+    or ``MMSegInferencer`` load the student directly, and
+    ``tools/test.py`` evaluates it as the run did: a ``ConcatDataset`` test
+    set (several test sets in one pass) gets the one pipeline that
+    ``MMSegInferencer`` reads (see :func:`with_one_test_pipeline`). Exports
+    whose source checkpoint has been deleted (``max_keep_ckpts``) are
+    deleted too.
     Checkpoints are read back weights-only, so the run needs
     :class:`~mmseg_kdas.engine.PlainCheckpointHook` (``tools/train.py`` adds
     it).
@@ -66,9 +130,21 @@ class StudentExportHook(Hook):
                 'with tools/train.py, which does)')
         self._write_config(runner)
 
+    def _student_config(self, runner) -> Config:
+        cfg = with_one_test_pipeline(student_config(runner.cfg))
+        dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+        if dataset and 'pipeline' not in dataset:
+            runner.logger.warning(
+                f'the test set of {self.config_name} ({dataset.get("type")}) '
+                'has no pipeline of its own (test_dataloader.dataset.'
+                'pipeline), so MMSegInferencer cannot read the config; a '
+                'ConcatDataset gets one when its data sets share one '
+                'pipeline')
+        return cfg
+
     @master_only
     def _write_config(self, runner) -> None:
-        self._cfg = student_config(runner.cfg)
+        self._cfg = self._student_config(runner)
         self._cfg.dump(osp.join(runner.work_dir, self.config_name))
 
     def export_path(self, checkpoint_path: str) -> str:
@@ -88,7 +164,7 @@ class StudentExportHook(Hook):
     @master_only
     def _export_new(self, runner) -> None:
         if self._cfg is None:
-            self._cfg = student_config(runner.cfg)
+            self._cfg = self._student_config(runner)
         from mmseg_kdas.engine.checkpoint import load_from_local_weights_only
         for src in self._saved_checkpoints(runner):
             if not osp.isfile(src):

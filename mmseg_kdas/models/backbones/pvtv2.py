@@ -10,7 +10,6 @@ from mmengine.model.weight_init import (constant_init, normal_init,
                                         trunc_normal_init)
 from mmseg.registry import MODELS
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils.ckpt_convert import load_pvtv2_pretrained
 
@@ -280,11 +279,6 @@ class PVTv2(BaseModule):
         frozen_stages (int): Stages ``1 .. frozen_stages`` (patch embedding,
             blocks and norm of each) get no gradient and stay in eval mode.
             -1 or 0 freezes nothing, 4 the whole backbone. Default: -1.
-        norm_eval (bool): Keep batch-norm layers in eval mode during
-            training. PVTv2 has only LayerNorms, which have no running
-            statistics, so this changes nothing for the standard variants;
-            it exists for interface parity with mmseg backbones.
-            Default: False.
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint=PATH[, prefix=PREFIX])`` to load weights; None
             for the reference random initialisation (truncated normal
@@ -358,7 +352,6 @@ class PVTv2(BaseModule):
                  drop_path_rate: float = 0.1,
                  norm_eps: float = 1e-6,
                  frozen_stages: int = -1,
-                 norm_eval: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         settings = self._parse_arch(arch)
@@ -373,7 +366,6 @@ class PVTv2(BaseModule):
             raise ValueError(f'PVTv2: frozen_stages must be in -1..4, got '
                              f'{frozen_stages}')
         self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
 
         total = sum(self.depths)
         rates = [
@@ -444,14 +436,9 @@ class PVTv2(BaseModule):
                     param.requires_grad = False
 
     def train(self, mode: bool = True) -> 'PVTv2':
-        """Set train mode, keeping frozen stages and, with ``norm_eval``,
-        batch norms in eval mode."""
+        """Set train mode, keeping the frozen stages in eval mode."""
         super().train(mode)
         self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
         return self
 
     def init_weights(self) -> None:

@@ -360,7 +360,8 @@ class PolypPVTHead(BaseDecodeHead):
         Args:
             seg_logits (list[Tensor]): [P1, P2] from :meth:`forward`.
             batch_data_samples (list[:obj:`SegDataSample`]): Samples with
-                ``gt_sem_seg`` (0 background, 1 polyp, 255 ignore).
+                ``gt_sem_seg``: labels (0 background, 1 polyp, 255 ignore)
+                or a float soft mask in [0, 1].
 
         Returns:
             dict[str, Tensor]: ``<loss_name>_p1``, ``<loss_name>_p2`` for
@@ -389,7 +390,10 @@ class PolypPVTHead(BaseDecodeHead):
             pred_mask = torch.sigmoid(sum(logits)).squeeze(1) > \
                 self.threshold
             valid = seg_label != self.ignore_index
-            correct = (pred_mask.long() == seg_label) & valid
+            if seg_label.is_floating_point():  # soft mask: no ignore
+                valid = torch.ones_like(pred_mask)
+                seg_label = seg_label > 0.5
+            correct = (pred_mask.long() == seg_label.long()) & valid
             losses['acc_seg'] = correct.sum().float() * 100 / \
                 valid.sum().clamp(min=1)
         return losses

@@ -38,7 +38,8 @@ def student_config(cfg: Config) -> Config:
     The data pipelines, evaluators and runtime settings are kept; ``model``
     becomes the student (with the distiller's data preprocessor when the
     student has none) and distiller-only hooks and the distiller's optimizer
-    constructor are removed.
+    constructor are removed, and so are ``resume`` and ``load_from`` (they
+    name distiller checkpoints).
 
     Args:
         cfg (Config): Config whose ``model`` is a ``KDASDistiller``.
@@ -58,6 +59,9 @@ def student_config(cfg: Config) -> Config:
         student['data_preprocessor'] = copy.deepcopy(
             model['data_preprocessor'])
     cfg.model = student
+    # the run's own resume / load_from point at distiller checkpoints
+    cfg.resume = False
+    cfg.load_from = None
     if cfg.get('custom_hooks'):
         cfg.custom_hooks = [
             hook for hook in cfg.custom_hooks

@@ -3,7 +3,8 @@ import copy
 import logging
 import os.path as osp
 from functools import partial
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Union
+from typing import (Any, Callable, Dict, List, NamedTuple, Optional, Sequence,
+                    Union)
 
 import torch
 import torch.nn as nn
@@ -16,7 +17,7 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList, add_prefix)
 from torch import Tensor
 
-from ..utils import load_state_dict_file, polyp_pvt_convert
+from ..utils import in_float32, load_state_dict_file, polyp_pvt_convert
 
 ModelConfig = Union[str, ConfigType]
 # Where a distilled map comes from: an int is an index into the decode
@@ -28,6 +29,8 @@ MapSource = Union[int, str]
 # Preprocessing options that must agree between teacher and student, since
 # both see the one batch the distiller's data preprocessor produces.
 _SHARED_PREPROCESSING = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr')
+# Not a mismatch of the maps of a pair: passed on as it is.
+_OUT_OF_MEMORY = getattr(torch.cuda, 'OutOfMemoryError', ())
 
 
 class _Source(NamedTuple):
@@ -102,21 +105,39 @@ def load_teacher_weights(teacher: nn.Module, path: str) -> None:
         FileNotFoundError: If ``path`` does not exist.
         ValueError: If it cannot be read weights-only or holds no state
             dict.
-        KeyError: If the checkpoint misses keys of the teacher or has keys
-            the teacher does not, naming them.
+        KeyError: If the checkpoint does not fit the teacher: tensors of
+            other shapes (e.g. a B0 file for a B2 teacher; the first keys
+            are named with both shapes), missing keys or keys the teacher
+            does not have. The message names ``path``.
     """
     state_dict = load_state_dict_file(path)
     if _is_reference_polyp_pvt(state_dict):
         state_dict = polyp_pvt_convert(state_dict)
-    missing, unexpected = teacher.load_state_dict(state_dict, strict=False)
-    if missing or unexpected:
+    own = teacher.state_dict()
+    misshaped = [
+        f'{key} is {tuple(value.shape)} in the file and '
+        f'{tuple(own[key].shape)} in the teacher'
+        for key, value in state_dict.items()
+        if key in own and hasattr(value, 'shape')
+        and tuple(value.shape) != tuple(own[key].shape)
+    ]
+    missing = [key for key in own if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in own]
+    if misshaped or missing or unexpected:
         problems = []
+        if misshaped:
+            more = len(misshaped) - 5
+            problems.append(
+                f'{len(misshaped)} tensor(s) of another shape (a checkpoint '
+                'of another variant?): ' + '; '.join(misshaped[:5]) +
+                (f' (and {more} more)' if more > 0 else ''))
         if missing:
             problems.append(f'missing keys: {_format_keys(missing)}')
         if unexpected:
             problems.append(f'unexpected keys: {_format_keys(unexpected)}')
         raise KeyError(f'teacher checkpoint {path} does not match the '
-                       f'teacher; ' + '; '.join(problems))
+                       f'teacher. ' + '. '.join(problems))
+    teacher.load_state_dict(state_dict, strict=True)
 
 
 def _parse_source(source: Any, role: str) -> _Source:
@@ -159,6 +180,28 @@ def _parse_pairs(pairs: Sequence[dict], role: str,
     return parsed
 
 
+def _check_weights(alpha: float, at_weight: float,
+                   sgm_weight: float) -> None:
+    """The share and weights of the distillation terms."""
+    if not 0 <= alpha <= 1:
+        raise ValueError(f'alpha must be in [0, 1], got {alpha}')
+    if at_weight < 0 or sgm_weight < 0:
+        raise ValueError('at_weight and sgm_weight must be >= 0, got '
+                         f'{at_weight} and {sgm_weight}')
+
+
+def _build_segmentor(cfg: ConfigDict, role: str) -> nn.Module:
+    """Build an ``EncoderDecoder``-style segmentor, or say why not."""
+    model = MODELS.build(cfg)
+    head = getattr(model, 'decode_head', None)
+    if not (hasattr(model, 'extract_feat') and hasattr(head, 'loss_by_feat')):
+        raise TypeError(
+            f'the {role} must be an EncoderDecoder-style segmentor '
+            '(extract_feat and a single decode_head), got '
+            f'{type(model).__name__}')
+    return model
+
+
 @MODELS.register_module()
 class KDASDistiller(BaseSegmentor):
     """KDAS: knowledge distillation via attention supervision.
@@ -192,7 +235,10 @@ class KDASDistiller(BaseSegmentor):
     ``torch.no_grad()`` and computes no loss. Use
     :class:`KDASOptimWrapperConstructor` so that its parameters are not even
     handed to the optimizer. Prediction and tensor mode run the student
-    alone.
+    alone. The distillation terms are computed in float32 with autocast
+    off (:func:`~mmseg_kdas.models.utils.in_float32`), so that
+    mixed precision (``--amp``) cannot overflow them; a pair whose maps do
+    not fit its term is an error naming the pair and both shapes.
 
     Distilled maps are chosen per pair by a *source*: an int indexes the
     decode head's output (``[P1, P2]`` for Polyp-PVT's head; ``0`` for heads
@@ -205,13 +251,14 @@ class KDASDistiller(BaseSegmentor):
     .. code:: text
 
      loss(): _teacher_forward() -> _student_forward()
-             -> seg losses * (1 - alpha) + distillation terms
+             -> seg losses * (1 - alpha) + _distillation_losses()
      _teacher_forward(): [no_grad] teacher.extract_feat()
                          -> teacher.decode_head()
      _student_forward(): student.extract_feat() -> student.decode_head()
                          -> student.decode_head.loss_by_feat()
                          -> student auxiliary-head losses (optional)
-     distillation terms: loss_at(student map, teacher map) per at pair;
+     _distillation_losses(): per pair, [float32, autocast off]
+                         loss_at(student map, teacher map) per at pair;
                          loss_sgm(*sgm_necks[i](student map, teacher map))
                          per sgm pair
 
@@ -269,11 +316,7 @@ class KDASDistiller(BaseSegmentor):
                      type='SymmetricKDLoss', loss_type='mse'),
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        if not 0 <= alpha <= 1:
-            raise ValueError(f'alpha must be in [0, 1], got {alpha}')
-        if at_weight < 0 or sgm_weight < 0:
-            raise ValueError('at_weight and sgm_weight must be >= 0, got '
-                             f'{at_weight} and {sgm_weight}')
+        _check_weights(alpha, at_weight, sgm_weight)
         teacher_cfg = load_model_config(teacher, 'teacher')
         student_cfg = load_model_config(student, 'student')
         if data_preprocessor is None:
@@ -283,20 +326,24 @@ class KDASDistiller(BaseSegmentor):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
 
-        self.student = MODELS.build(student_cfg)
-        self.teacher = MODELS.build(teacher_cfg)
-        for role, model in (('student', self.student),
-                            ('teacher', self.teacher)):
-            head = getattr(model, 'decode_head', None)
-            if not (hasattr(model, 'extract_feat')
-                    and hasattr(head, 'loss_by_feat')):
-                raise TypeError(
-                    f'the {role} must be an EncoderDecoder-style segmentor '
-                    '(extract_feat and a single decode_head), got '
-                    f'{type(model).__name__}')
+        self.student = _build_segmentor(student_cfg, 'student')
+        self.teacher = _build_segmentor(teacher_cfg, 'teacher')
+        self.teacher_ckpt = teacher_ckpt
+        self._load_and_freeze_teacher()
 
-        if teacher_ckpt is not None:
-            load_teacher_weights(self.teacher, teacher_ckpt)
+        self.alpha = alpha
+        self.at_weight = at_weight
+        self.sgm_weight = sgm_weight
+        #: Multiplier of the distillation terms, set by a warm-up hook.
+        self.kd_multiplier = 1.0
+        self._build_distillation_terms(at_pairs, sgm_pairs, loss_at,
+                                       loss_sgm)
+        self._setup_recording()
+
+    def _load_and_freeze_teacher(self) -> None:
+        """Load ``teacher_ckpt``; freeze the teacher and keep it in eval."""
+        if self.teacher_ckpt is not None:
+            load_teacher_weights(self.teacher, self.teacher_ckpt)
         else:
             print_log(
                 'KDASDistiller: no teacher_ckpt given; the teacher keeps the '
@@ -309,19 +356,18 @@ class KDASDistiller(BaseSegmentor):
         self.teacher._is_init = True
         self.teacher.requires_grad_(False)
         self.teacher.eval()
-        self.teacher_ckpt = teacher_ckpt
 
-        self.alpha = alpha
-        self.at_weight = at_weight
-        self.sgm_weight = sgm_weight
-        #: Multiplier of the distillation terms, set by a warm-up hook.
-        self.kd_multiplier = 1.0
-
+    def _build_distillation_terms(self, at_pairs: Sequence[dict],
+                                  sgm_pairs: Sequence[dict],
+                                  loss_at: ConfigType,
+                                  loss_sgm: ConfigType) -> None:
+        """Parse the pairs; build the losses and one SGM neck per pair."""
         self.at_pairs = _parse_pairs(at_pairs, 'at_pairs')
         self.sgm_pairs = _parse_pairs(sgm_pairs, 'sgm_pairs', ('neck', ))
-        self.with_at = alpha > 0 and at_weight > 0 and bool(self.at_pairs)
+        self.with_at = (
+            self.alpha > 0 and self.at_weight > 0 and bool(self.at_pairs))
         self.with_sgm = (
-            alpha > 0 and sgm_weight > 0 and bool(self.sgm_pairs))
+            self.alpha > 0 and self.sgm_weight > 0 and bool(self.sgm_pairs))
         self.loss_at = MODELS.build(loss_at) if self.with_at else None
         if self.with_sgm:
             self.loss_sgm = MODELS.build(loss_sgm)
@@ -333,6 +379,8 @@ class KDASDistiller(BaseSegmentor):
             self.loss_sgm = None
             self.sgm_necks = None
 
+    def _setup_recording(self) -> None:
+        """Forward hooks recording the modules the active pairs name."""
         self._recording = False
         self._student_records: Dict[str, Any] = {}
         self._teacher_records: Dict[str, Any] = {}
@@ -426,32 +474,70 @@ class KDASDistiller(BaseSegmentor):
                 inputs, data_samples)
         finally:
             self._recording = False
+        try:
+            losses = dict()
+            for name, value in add_prefix(seg_losses, 'seg').items():
+                if 'loss' in name:
+                    value = self._scale(value, 1 - self.alpha)
+                losses[name] = value
+            losses.update(
+                self._distillation_losses(student_out, teacher_out))
+        finally:
+            self._student_records.clear()
+            self._teacher_records.clear()
+        return losses
 
+    def _distillation_losses(self, student_out: Any,
+                             teacher_out: Any) -> Dict[str, Tensor]:
+        """``loss_at_{i}`` and ``loss_sgm_{i}``, weighted, in float32.
+
+        Every term (the SGM neck included) runs through :func:`in_float32`:
+        in float32 with autocast off, so that ``--amp`` cannot overflow it.
+
+        Args:
+            student_out: The student's decode-head output.
+            teacher_out: The teacher's decode-head output.
+
+        Returns:
+            dict[str, Tensor]: One scalar per configured pair, multiplied by
+            ``alpha * kd_multiplier * weight``.
+        """
         losses = dict()
-        for name, value in add_prefix(seg_losses, 'seg').items():
-            if 'loss' in name:
-                value = self._scale(value, 1 - self.alpha)
-            losses[name] = value
-
         kd_scale = self.alpha * self.kd_multiplier
         if self.with_at:
             for i, pair in enumerate(self.at_pairs):
-                student_map, teacher_map = self._pair_maps(
-                    pair, student_out, teacher_out)
+                term = self._pair_term('at_pairs', i, pair, self.loss_at,
+                                       student_out, teacher_out)
                 losses[f'{self.loss_at.loss_name}_{i}'] = (
-                    kd_scale * self.at_weight *
-                    self.loss_at(student_map, teacher_map))
+                    kd_scale * self.at_weight * term)
         if self.with_sgm:
             for i, (pair, neck) in enumerate(
                     zip(self.sgm_pairs, self.sgm_necks)):
-                student_map, teacher_map = self._pair_maps(
-                    pair, student_out, teacher_out)
+                term = self._pair_term(
+                    'sgm_pairs', i, pair,
+                    lambda s, t, neck=neck: self.loss_sgm(*neck(s, t)),
+                    student_out, teacher_out)
                 losses[f'{self.loss_sgm.loss_name}_{i}'] = (
-                    kd_scale * self.sgm_weight *
-                    self.loss_sgm(*neck(student_map, teacher_map)))
-        self._student_records.clear()
-        self._teacher_records.clear()
+                    kd_scale * self.sgm_weight * term)
         return losses
+
+    def _pair_term(self, role: str, index: int, pair: dict,
+                   term: Callable[[Tensor, Tensor], Tensor],
+                   student_out: Any, teacher_out: Any) -> Tensor:
+        """One distillation term; an error names the pair and both maps."""
+        student_map, teacher_map = self._pair_maps(pair, student_out,
+                                                   teacher_out)
+        try:
+            return in_float32(term, student_map, teacher_map)
+        except (ValueError, RuntimeError) as err:
+            if isinstance(err, _OUT_OF_MEMORY):
+                raise
+            raise ValueError(
+                f'{role}[{index}] (student {pair["student"]}, teacher '
+                f'{pair["teacher"]}): the student map of shape '
+                f'{tuple(student_map.shape)} and the teacher map of shape '
+                f'{tuple(teacher_map.shape)} do not fit the term: '
+                f'{err}') from err
 
     def _teacher_forward(self, inputs: Tensor) -> Any:
         """Run the frozen teacher; returns its decode-head output."""

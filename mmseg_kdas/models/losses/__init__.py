@@ -1,3 +1,11 @@
 """losses of mmseg_kdas."""
-from .kd_losses import AttentionSupervisionLoss, SymmetricKDLoss  # noqa: F401
-from .structure_loss import StructureLoss, structure_loss  # noqa: F401
+from .kd_baselines import (AttentionTransferLoss, ChannelWiseDivergence,
+                           PixelKDLoss)
+from .kd_losses import AttentionSupervisionLoss, SymmetricKDLoss
+from .structure_loss import StructureLoss, structure_loss
+
+__all__ = [
+    'AttentionSupervisionLoss', 'SymmetricKDLoss', 'StructureLoss',
+    'structure_loss', 'PixelKDLoss', 'ChannelWiseDivergence',
+    'AttentionTransferLoss'
+]

@@ -1,7 +1,11 @@
 """Distillation losses of KDAS: attention supervision and symmetric guidance.
 
 The maths lives in typed pure functions; the registered modules only hold
-``loss_weight`` and ``loss_name`` and align the spatial sizes of the two maps.
+``loss_weight`` and ``loss_name``, align the spatial sizes of the two maps
+and treat the teacher's map as a target (detached: no gradient reaches it).
+:class:`KDASDistiller` computes every term in float32 with autocast off
+(:func:`mmseg_kdas.models.utils.in_float32`), so ``--amp`` cannot overflow
+them.
 """
 import math
 from typing import Tuple
@@ -176,7 +180,8 @@ class AttentionSupervisionLoss(nn.Module):
     The teacher's map is turned into a self-attention map
     (:func:`self_attention_map`) and its softmax distribution over all
     pixels supervises the student's map through a temperature-scaled KL
-    divergence (:func:`attention_supervision_loss`).
+    divergence (:func:`attention_supervision_loss`). The teacher's map is a
+    target: it is detached, so no gradient reaches it.
 
     Args:
         temperature (float): Softmax temperature ``T``. Defaults to 2.0.
@@ -217,7 +222,7 @@ class AttentionSupervisionLoss(nn.Module):
         Returns:
             Tensor: The weighted scalar loss.
         """
-        student, teacher = align_spatial_size(student, teacher,
+        student, teacher = align_spatial_size(student, teacher.detach(),
                                               self.align_to,
                                               self.align_corners)
         return self.loss_weight * attention_supervision_loss(
@@ -235,6 +240,9 @@ class SymmetricKDLoss(nn.Module):
 
     `KDAS: Knowledge Distillation via Attention Supervision Framework for
     Polyp Segmentation <https://arxiv.org/abs/2312.08555>`_.
+
+    The teacher's embedding is a target: it is detached, so no gradient
+    reaches it.
 
     Args:
         loss_type (str): ``'mse'``, ``'l1'`` or ``'cosine'``, see
@@ -266,8 +274,8 @@ class SymmetricKDLoss(nn.Module):
         Returns:
             Tensor: The weighted scalar loss.
         """
-        return self.loss_weight * symmetric_kd_loss(student, teacher,
-                                                    self.loss_type)
+        return self.loss_weight * symmetric_kd_loss(
+            student, teacher.detach(), self.loss_type)
 
     @property
     def loss_name(self) -> str:

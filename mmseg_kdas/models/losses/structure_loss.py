@@ -1,4 +1,5 @@
 """Structure loss of PraNet / Polyp-PVT: boundary-weighted BCE + IoU."""
+from functools import partial
 from typing import Optional, Tuple
 
 import torch
@@ -6,6 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
+
+from ..utils import in_float32
 
 
 def boundary_weight(mask: Tensor,
@@ -137,7 +140,9 @@ class StructureLoss(nn.Module):
     <https://arxiv.org/abs/2006.11392>`_), used by Polyp-PVT and KDAS on
     each prediction map. See :func:`structure_loss` for the maths and the
     handling of ignored pixels. Called by a decode head as
-    ``loss(logits, label_map, ignore_index=...)``.
+    ``loss(logits, label_map, ignore_index=...)``. It is computed in float32
+    with autocast off (:func:`~mmseg_kdas.models.utils.in_float32`): under
+    ``--amp`` its sums over the pixels would overflow float16.
 
     Args:
         loss_weight (float): Multiplier of the loss. Default: 1.
@@ -186,13 +191,14 @@ class StructureLoss(nn.Module):
         if weight is not None:
             raise ValueError('StructureLoss does not take a pixel weight '
                              '(no pixel sampler with this loss)')
-        return self.loss_weight * structure_loss(
-            pred,
-            target,
-            ignore_index=ignore_index,
-            kernel_size=self.kernel_size,
-            boundary_weight_factor=self.boundary_weight,
-            weighted_bce=self.weighted_bce)
+        # in float32 under --amp: its sums over the pixels overflow float16
+        return self.loss_weight * in_float32(
+            partial(
+                structure_loss,
+                ignore_index=ignore_index,
+                kernel_size=self.kernel_size,
+                boundary_weight_factor=self.boundary_weight,
+                weighted_bce=self.weighted_bce), pred, target)
 
     @property
     def loss_name(self) -> str:

@@ -74,6 +74,8 @@ class SGMNeck(BaseModule):
     If ``student_channels`` and ``teacher_channels`` are given, a 1x1 conv
     adapter (trained with the student) first maps the student map to the
     teacher's channel count; otherwise the two channel counts must match.
+    The teacher's map is a target: it is detached, so no gradient reaches
+    it.
 
     Args:
         embedding (str): ``'transpose'``, ``'gram'`` or ``'covariance'``.
@@ -156,6 +158,7 @@ class SGMNeck(BaseModule):
                     f'{self.student_channels}, got a student map of shape '
                     f'{tuple(student.shape)}')
             student = self.adapter(student)
+        teacher = teacher.detach()
         if student.shape[1] != teacher.shape[1]:
             raise ValueError(
                 'student and teacher maps differ in channels '

@@ -1,0 +1,9 @@
+# tiny_kdas_resume.py killed (SIGKILL) after iteration 2 and its checkpoint.
+_base_ = ['./tiny_kdas_resume.py']
+custom_imports = dict(
+    imports=['mmseg_kdas', 'kdas_test_hooks'], allow_failed_imports=False)
+custom_hooks = [
+    dict(type='StudentExportHook'),
+    dict(type='DistillWeightWarmupHook', warmup_iters=4),
+    dict(type='KDASTestKillAtIterHook', iter=2)
+]
