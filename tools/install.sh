@@ -33,8 +33,8 @@ trap 'fail "command exited with status $? (line $LINENO)"' ERR
 pip_() { "$PY" -m pip install --disable-pip-version-check "$@"; }
 
 STEP='python'
-"$PY" -c 'import sys; assert sys.version_info >= (3, 8), sys.version' \
-  || fail "$PY is not a Python >= 3.8"
+"$PY" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
+  || fail "$PY is not a Python >= 3.11"
 say "python: $("$PY" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
 
 STEP='torch'

@@ -139,6 +139,21 @@ def build_deployed_model(config: str) -> torch.nn.Module:
     return getattr(model, 'student', model).eval()
 
 
+def count_flops(model: torch.nn.Module, size: int) -> int:
+    """FLOPs of one ``size`` x ``size`` image in tensor mode.
+
+    Counted by mmengine's ``FlopAnalyzer`` (fvcore's rules: one fused
+    multiply-add is one FLOP).
+    """
+    from mmengine.analysis import FlopAnalyzer
+    inputs = torch.zeros(1, 3, size, size)
+    analyzer = FlopAnalyzer(model, (inputs, ))
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    with torch.no_grad():
+        return int(analyzer.total())
+
+
 def markdown_table(header: List[str], rows: List[List[str]]) -> str:
     """Rows as a GitHub markdown table."""
     lines = ['| ' + ' | '.join(header) + ' |',

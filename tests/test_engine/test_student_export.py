@@ -272,3 +272,19 @@ def test_export_functions():
     assert ckpt['meta'] == dict(iter=3)
     with pytest.raises(ValueError, match='KDASDistiller'):
         student_config(Config(dict(model=dict(type='EncoderDecoder'))))
+
+
+def test_student_config_drops_the_runs_resume_and_load_from():
+    # a KDAS run resumed with --resume must not make the exported student's
+    # tools/test.py try to resume from the student checkpoint
+    cfg = Config(
+        dict(
+            model=dict(
+                type='KDASDistiller',
+                teacher=dict(type='EncoderDecoder'),
+                student=dict(type='EncoderDecoder')),
+            resume=True,
+            load_from='work_dirs/run/iter_4.pth'))
+    student = student_config(cfg)
+    assert student.resume is False and student.load_from is None
+    assert student.model.type == 'EncoderDecoder'

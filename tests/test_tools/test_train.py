@@ -43,71 +43,65 @@ def load(path):
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
-def test_resume_after_kill(tmp_path, python, binary_data_root):
+def kill_and_resume(tmp_path, python, data_root, cfg, kill_cfg, kill_iter,
+                    last_iter):
+    """Run ``cfg`` straight, and ``kill_cfg`` (SIGKILL after ``kill_iter``)
+    resumed with ``cfg``; check both end with the same weights.
+
+    Returns:
+        The killed run's work dir.
+    """
     straight = tmp_path / 'straight'
-    train('tiny_segformer.py', straight, python, binary_data_root)
+    train(cfg, straight, python, data_root)
 
     killed = tmp_path / 'killed'
-    proc = train('tiny_segformer_kill.py', killed, python, binary_data_root,
-                 check=False)
+    proc = train(kill_cfg, killed, python, data_root, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stdout[-3000:]
-    assert osp.isfile(killed / 'iter_3.pth')
-    assert not osp.exists(killed / 'iter_6.pth')
+    assert osp.isfile(killed / f'iter_{kill_iter}.pth')
+    assert not osp.exists(killed / f'iter_{last_iter}.pth')
+    train(cfg, killed, python, data_root, '--resume')
 
-    train('tiny_segformer_record.py', killed, python, binary_data_root,
-          '--resume')
+    final = load(killed / f'iter_{last_iter}.pth')
+    ref = load(straight / f'iter_{last_iter}.pth')
+    assert final['meta']['iter'] == ref['meta']['iter'] == last_iter
+    for key, value in ref['state_dict'].items():
+        torch.testing.assert_close(
+            final['state_dict'][key], value, rtol=1e-5, atol=1e-6)
+    return killed
+
+
+def test_resume_after_kill(tmp_path, python, binary_data_root):
+    killed = kill_and_resume(tmp_path, python, binary_data_root,
+                             'tiny_segformer_record.py',
+                             'tiny_segformer_kill.py', 3, 6)
     start = load(killed / 'start_rank0.pth')
     ckpt3 = load(killed / 'iter_3.pth')
     # The resumed run starts at iteration 3 with the weights, optimizer
-    # state and logged history of the checkpoint.
+    # state and logged history of the checkpoint ...
     assert start['iter'] == 3
     assert start['state_dict'].keys() == ckpt3['state_dict'].keys()
     for key, value in ckpt3['state_dict'].items():
         assert torch.equal(start['state_dict'][key], value), key
-    # 3 iterations of 3 multi-scale optimiser steps each
+    # ... 3 iterations of 3 multi-scale optimiser steps each
     steps = [s['step'] for s in start['optimizer']['state'].values()]
     assert steps and all(int(s) == 9 for s in steps)
     assert len(start['loss_history']) == 3
 
-    # ... and ends where the uninterrupted run ends.
-    final = load(killed / 'iter_6.pth')
-    ref = load(straight / 'iter_6.pth')
-    assert final['meta']['iter'] == ref['meta']['iter'] == 6
-    for key, value in ref['state_dict'].items():
-        torch.testing.assert_close(
-            final['state_dict'][key], value, rtol=1e-5, atol=1e-6)
-
 
 def test_kdas_resume_restores_warmup_and_multiscale_phase(
         tmp_path, python):
-    data_root = make_synthetic_polyp_dataset(
-        str(tmp_path / 'data'), num_train=6, num_test=0)
-    straight = tmp_path / 'straight'
-    train('tiny_kdas_resume.py', straight, python, data_root)
-
-    killed = tmp_path / 'killed'
-    proc = train('tiny_kdas_resume_kill.py', killed, python, data_root,
-                 check=False)
-    assert proc.returncode == -signal.SIGKILL, proc.stdout[-3000:]
-    assert osp.isfile(killed / 'iter_2.pth')
-    assert not osp.exists(killed / 'iter_4.pth')
     # resumed at iteration 2: the next rate is the third (1.5, not the
     # first again) and the warm-up multiplier is 2 / 4, not 0
-    train('tiny_kdas_resume.py', killed, python, data_root, '--resume')
-    final = load(killed / 'iter_5.pth')
-    ref = load(straight / 'iter_5.pth')
-    assert final['meta']['iter'] == ref['meta']['iter'] == 5
-    for key, value in ref['state_dict'].items():
-        torch.testing.assert_close(
-            final['state_dict'][key], value, rtol=1e-5, atol=1e-6)
+    data_root = make_synthetic_polyp_dataset(
+        str(tmp_path / 'data'), num_train=6, num_test=0)
+    killed = kill_and_resume(tmp_path, python, data_root,
+                             'tiny_kdas_resume.py',
+                             'tiny_kdas_resume_kill.py', 2, 5)
     # the exported students agree too
-    for key, value in load(straight / 'iter_5_student.pth')[
-            'state_dict'].items():
-        torch.testing.assert_close(
-            load(killed / 'iter_5_student.pth')['state_dict'][key],
-            value,
-            rtol=1e-5,
-            atol=1e-6)
+    ref = load(tmp_path / 'straight' / 'iter_5_student.pth')['state_dict']
+    final = load(killed / 'iter_5_student.pth')['state_dict']
+    for key, value in ref.items():
+        torch.testing.assert_close(final[key], value, rtol=1e-5, atol=1e-6)
 
 
 def test_dist_train_two_gloo_processes(tmp_path, python, binary_data_root):

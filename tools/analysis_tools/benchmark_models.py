@@ -16,10 +16,9 @@ import argparse
 import os.path as osp
 
 import torch
-from mmengine.analysis import FlopAnalyzer
 
-from mmseg_kdas.utils.benchmark import (build_deployed_model, markdown_table,
-                                        time_call)
+from mmseg_kdas.utils.benchmark import (build_deployed_model, count_flops,
+                                        markdown_table, time_call)
 
 
 def parse_args():
@@ -38,15 +37,6 @@ def parse_args():
     parser.add_argument(
         '--threads', type=int, default=None, help='torch CPU threads')
     return parser.parse_args()
-
-
-def count_flops(model: torch.nn.Module, size: int) -> int:
-    inputs = torch.zeros(1, 3, size, size)
-    analyzer = FlopAnalyzer(model, (inputs, ))
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    with torch.no_grad():
-        return int(analyzer.total())
 
 
 def main():

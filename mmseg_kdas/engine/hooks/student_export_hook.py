@@ -1,5 +1,4 @@
 """Write a student-only checkpoint next to each distiller checkpoint."""
-import copy
 import os
 import os.path as osp
 from typing import Dict, List
@@ -11,65 +10,10 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
 from mmseg_kdas.models.distillers.export import (student_checkpoint,
-                                                 student_config)
+                                                 student_config,
+                                                 with_one_test_pipeline)
 
-
-def _is_concat(dataset: dict) -> bool:
-    kind = dataset.get('type')
-    return isinstance(kind, str) and kind.split('.')[-1] == 'ConcatDataset'
-
-
-def with_one_test_pipeline(cfg: Config) -> Config:
-    """Give a concatenated test set the one pipeline inferencers read.
-
-    ``MMSegInferencer`` (and ``--tta`` of ``tools/test.py``) take the test
-    pipeline from ``test_dataloader.dataset.pipeline``, which a
-    ``ConcatDataset`` -- the five test sets of the PraNet protocol -- does
-    not have. When its data sets share one pipeline, the test set becomes
-    mmseg's ``MultiImageMixDataset`` around the same ``ConcatDataset`` with
-    the pipeline moved onto the wrapper. The wrapper runs the pipeline on
-    each sample of the concatenation (it mixes images only for transforms
-    that ask for other samples, which a test pipeline has none of): the
-    samples, their order and their test sets stay the same, so
-    ``tools/test.py`` still reports every test set, and the inferencer
-    finds the pipeline.
-
-    Args:
-        cfg (Config): A model config.
-
-    Returns:
-        Config: A copy of ``cfg``, with the test set rewritten when it is a
-        ``ConcatDataset`` whose data sets have one common pipeline, and
-        unchanged otherwise.
-
-    Example:
-        >>> cfg = Config(dict(test_dataloader=dict(dataset=dict(
-        ...     type='ConcatDataset',
-        ...     datasets=[dict(type='PolypDataset', test_set=name,
-        ...                    pipeline=[dict(type='LoadImageFromFile')])
-        ...               for name in ('Kvasir', 'ETIS')]))))
-        >>> test_set = with_one_test_pipeline(cfg).test_dataloader.dataset
-        >>> test_set.type, test_set.pipeline
-        ('MultiImageMixDataset', [{'type': 'LoadImageFromFile'}])
-        >>> [d.test_set for d in test_set.dataset.datasets]
-        ['Kvasir', 'ETIS']
-    """
-    cfg = copy.deepcopy(cfg)
-    loader = cfg.get('test_dataloader')
-    dataset = loader.get('dataset') if loader else None
-    if not dataset or not _is_concat(dataset):
-        return cfg
-    datasets = dataset.get('datasets') or []
-    pipelines = [d.get('pipeline') for d in datasets]
-    if not pipelines or pipelines[0] is None or any(
-            p != pipelines[0] for p in pipelines):
-        return cfg
-    inner = [{k: v for k, v in d.items() if k != 'pipeline'} for d in datasets]
-    loader.dataset = dict(
-        type='MultiImageMixDataset',
-        dataset=dict(dataset, datasets=inner),
-        pipeline=pipelines[0])
-    return cfg
+__all__ = ['StudentExportHook', 'with_one_test_pipeline']
 
 
 @HOOKS.register_module()
@@ -131,7 +75,7 @@ class StudentExportHook(Hook):
         self._write_config(runner)
 
     def _student_config(self, runner) -> Config:
-        cfg = with_one_test_pipeline(student_config(runner.cfg))
+        cfg = student_config(runner.cfg)
         dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
         if dataset and 'pipeline' not in dataset:
             runner.logger.warning(

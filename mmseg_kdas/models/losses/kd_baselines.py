@@ -157,10 +157,16 @@ def attention_transfer_loss(student: Tensor,
 
 
 class _PairLoss(nn.Module):
-    """A loss of (student, teacher) maps, resized to one size first."""
+    """A loss of (student, teacher) maps, resized to one size first.
 
-    def __init__(self, align_to: str, loss_weight: float,
-                 loss_name: str) -> None:
+    Subclasses set ``_function``, called as ``_function(student, teacher,
+    **params)`` with the ``params`` given to ``__init__``.
+    """
+
+    _function = None
+
+    def __init__(self, align_to: str, loss_weight: float, loss_name: str,
+                 **params) -> None:
         super().__init__()
         if align_to not in _ALIGN_TO:
             raise ValueError(f'align_to must be one of {_ALIGN_TO}, '
@@ -168,9 +174,7 @@ class _PairLoss(nn.Module):
         self.align_to = align_to
         self.loss_weight = loss_weight
         self._loss_name = loss_name
-
-    def _loss(self, student: Tensor, teacher: Tensor) -> Tensor:
-        raise NotImplementedError
+        self.params = params
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
         """Compute the weighted loss.
@@ -186,7 +190,8 @@ class _PairLoss(nn.Module):
         """
         student, teacher = align_spatial_size(student, teacher,
                                               self.align_to)
-        return self.loss_weight * self._loss(student, teacher)
+        return self.loss_weight * type(self)._function(
+            student, teacher, **self.params)
 
     @property
     def loss_name(self) -> str:
@@ -206,17 +211,16 @@ class PixelKDLoss(_PairLoss):
         loss_name (str): Name of the loss item. Defaults to 'loss_pkd'.
     """
 
+    _function = pixel_kd_loss
+
     def __init__(self,
                  temperature: float = 1.0,
                  align_to: str = 'teacher',
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_pkd') -> None:
-        super().__init__(align_to, loss_weight, loss_name)
         _check_temperature(temperature)
-        self.temperature = temperature
-
-    def _loss(self, student: Tensor, teacher: Tensor) -> Tensor:
-        return pixel_kd_loss(student, teacher, self.temperature)
+        super().__init__(
+            align_to, loss_weight, loss_name, temperature=temperature)
 
 
 @MODELS.register_module()
@@ -232,17 +236,16 @@ class ChannelWiseDivergence(_PairLoss):
         loss_name (str): Name of the loss item. Defaults to 'loss_cwd'.
     """
 
+    _function = channel_wise_divergence
+
     def __init__(self,
                  temperature: float = 1.0,
                  align_to: str = 'teacher',
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_cwd') -> None:
-        super().__init__(align_to, loss_weight, loss_name)
         _check_temperature(temperature)
-        self.temperature = temperature
-
-    def _loss(self, student: Tensor, teacher: Tensor) -> Tensor:
-        return channel_wise_divergence(student, teacher, self.temperature)
+        super().__init__(
+            align_to, loss_weight, loss_name, temperature=temperature)
 
 
 @MODELS.register_module()
@@ -258,18 +261,16 @@ class AttentionTransferLoss(_PairLoss):
         loss_name (str): Name of the loss item. Defaults to 'loss_atf'.
     """
 
+    _function = attention_transfer_loss
+
     def __init__(self,
                  p: float = 2.0,
                  align_to: str = 'teacher',
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_atf') -> None:
-        super().__init__(align_to, loss_weight, loss_name)
         if p <= 0:
             raise ValueError(f'p must be > 0, got {p}')
-        self.p = p
-
-    def _loss(self, student: Tensor, teacher: Tensor) -> Tensor:
-        return attention_transfer_loss(student, teacher, self.p)
+        super().__init__(align_to, loss_weight, loss_name, p=p)
 
 
 __all__ = [

@@ -6,13 +6,8 @@ _base_ = ['./tiny_kdas.py']
 
 model = dict(
     data_preprocessor=dict(
+        _base_.data_preprocessor,
         type='BatchAugSegDataPreProcessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_val=0,
-        seg_pad_val=255,
-        size_divisor=32,
         batch_augments=[
             dict(
                 type='BatchMultiScaleResize',

@@ -1,0 +1,312 @@
+"""A segmentor as one module from RGB pixels to a probability map.
+
+:class:`DeployModel` wraps an mmseg segmentor with everything its test-time
+inference does around the network: the data preprocessor's channel order,
+float conversion and normalisation; the segmentor's own ``encode_decode``
+(backbone, neck, decode head and the head's ``predict_by_feat``, which
+fuses ``P1 + P2`` for :class:`~mmseg_kdas.models.PolypPVTHead` and resizes
+the logits to the input size); then the sigmoid (one output channel) or
+the softmax. It is what ``tools/deployment/pytorch2onnx.py`` exports and
+what the PyTorch backend of ``tools/infer.py`` runs.
+"""
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from torch import Tensor
+
+from .spec import DeploySpec
+
+__all__ = [
+    'DeployModel', 'load_segmentor_config', 'build_segmentor',
+    'load_segmentor_weights', 'deploy_spec', 'build_deploy_model',
+    'config_test_images'
+]
+
+_RESIZE_TYPES = ('Resize', 'mmcv.Resize', 'mmseg.Resize')
+_WRAPPER_DATASETS = ('ConcatDataset', 'RepeatDataset', 'ClassBalancedDataset',
+                     'MultiImageMixDataset')
+
+
+def load_segmentor_config(config: str) -> Config:
+    """Read a model config; a KDAS distiller config becomes its student's.
+
+    Args:
+        config: Path of a segmentor, exported student or KDAS config.
+
+    Returns:
+        A config whose ``model`` is the segmentor that ships (for a
+        distiller, :func:`~mmseg_kdas.models.distillers.student_config`).
+    """
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file not found: {config}')
+    cfg = Config.fromfile(config)
+    if cfg.get('model') is None:
+        raise ValueError(f'{config}: the config has no model')
+    if cfg.model.get('type') == 'KDASDistiller':
+        from mmseg_kdas.models.distillers.export import student_config
+        cfg = student_config(cfg)
+    return cfg
+
+
+def build_segmentor(cfg: Config, name: str = 'config') -> nn.Module:
+    """Build ``cfg.model`` in eval mode, without initialising weights.
+
+    Args:
+        cfg: From :func:`load_segmentor_config`.
+        name: The config's file, for error messages.
+    """
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = MODELS.build(cfg.model)
+    if not hasattr(model, 'encode_decode'):
+        raise TypeError(
+            f'{name}: {type(model).__name__} has no encode_decode; only '
+            'encoder-decoder segmentors can be deployed')
+    return model.eval()
+
+
+def load_segmentor_weights(model: nn.Module, checkpoint: str) -> None:
+    """Load a checkpoint into a segmentor, weights-only and strictly.
+
+    A KDAS distiller checkpoint is accepted too: its student's weights are
+    loaded.
+
+    Args:
+        model: The segmentor.
+        checkpoint: An mmseg checkpoint (``state_dict`` inside) or a bare
+            state dict.
+
+    Raises:
+        KeyError: If the checkpoint's keys do not fit the model; the
+            message names the file and the first mismatching keys.
+    """
+    from mmseg_kdas.engine.checkpoint import load_from_local_weights_only
+    from mmseg_kdas.models.distillers.export import student_state_dict
+    loaded = load_from_local_weights_only(checkpoint, map_location='cpu')
+    state = loaded.get('state_dict', loaded) if isinstance(loaded,
+                                                           dict) else None
+    if not isinstance(state, dict):
+        raise TypeError(f'{checkpoint}: expected a state dict, got '
+                        f'{type(loaded).__name__}')
+    own = model.state_dict()
+    if not any(k in own for k in state) and any(
+            k.startswith('student.') for k in state):
+        state = student_state_dict(state)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise KeyError(
+            f'{checkpoint} does not fit the model: {len(missing)} missing '
+            f'keys {list(missing)[:5]}, {len(unexpected)} unexpected keys '
+            f'{list(unexpected)[:5]}')
+
+
+def _test_datasets(cfg: Config) -> List[dict]:
+    """The test set, then what it wraps, down to its (first) data set."""
+    loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
+    dataset = loader.get('dataset') if loader else None
+    chain = []
+    while dataset is not None:
+        chain.append(dataset)
+        if str(dataset.get('type')).split('.')[-1] not in _WRAPPER_DATASETS:
+            break
+        dataset = (dataset.get('datasets') or [None])[0] \
+            if 'datasets' in dataset else dataset.get('dataset')
+    return chain
+
+
+def _test_dataset(cfg: Config) -> Optional[dict]:
+    chain = _test_datasets(cfg)
+    return chain[-1] if chain else None
+
+
+def config_test_images(cfg: Config) -> Optional[str]:
+    """The image folder of the config's (first) test set, if it names one.
+
+    Args:
+        cfg: From :func:`load_segmentor_config`.
+
+    Returns:
+        ``data_root / data_prefix.img_path`` (relative paths as the config
+        has them), or None.
+    """
+    dataset = _test_dataset(cfg) or {}
+    prefix = (dataset.get('data_prefix') or {}).get('img_path')
+    if prefix is None:
+        return None
+    return osp.join(dataset.get('data_root') or '', prefix)
+
+
+def _test_resize(cfg: Config) -> Optional[dict]:
+    # the pipeline may sit on a wrapper (with_one_test_pipeline) or inside
+    pipelines = [d.get('pipeline') for d in _test_datasets(cfg)]
+    pipeline = next((p for p in pipelines if p), None) or cfg.get(
+        'test_pipeline')
+    for step in pipeline or []:
+        if step.get('type') in _RESIZE_TYPES:
+            return step
+    return None
+
+
+def _class_names(cfg: Config, num_classes: int) -> list:
+    dataset = _test_dataset(cfg) or {}
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if classes is None and dataset.get('type'):
+        from mmseg.registry import DATASETS
+        dataset_cls = DATASETS.get(dataset['type'])
+        classes = getattr(dataset_cls, 'METAINFO', {}).get('classes')
+    if classes is None or len(classes) != num_classes:
+        classes = ['background', 'foreground'] if num_classes == 2 else [
+            f'class{i}' for i in range(num_classes)
+        ]
+    return list(classes)
+
+
+def deploy_spec(cfg: Config,
+                model: nn.Module,
+                shape: Optional[Sequence[int]] = None,
+                name: str = 'config') -> DeploySpec:
+    """What the deployed model takes and gives, from its config.
+
+    Args:
+        cfg: From :func:`load_segmentor_config`.
+        model: The segmentor built from it.
+        shape: ``(H, W)`` of the graph input; by default the size of the
+            test pipeline's ``Resize`` (which must not keep the ratio).
+        name: The config's file, for error messages.
+
+    Returns:
+        The spec (normalisation and channel order from the model's data
+        preprocessor, threshold and classes from its head and dataset).
+    """
+    resize = _test_resize(cfg) or {}
+    if shape is None:
+        scale = resize.get('scale')
+        if not resize or resize.get('keep_ratio', False) or scale is None:
+            raise ValueError(
+                f'{name}: the test pipeline has no fixed-size Resize '
+                '(scale=..., keep_ratio=False) to take the model size from; '
+                'give the size (--shape H W)')
+        w, h = (scale, scale) if isinstance(scale, int) else scale
+        shape = (h, w)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 2:
+        raise ValueError(f'shape must be (H, W), got {shape}')
+    interpolation = resize.get('interpolation', 'bilinear')
+    if interpolation != 'bilinear':
+        raise ValueError(f'{name}: the test pipeline resizes with '
+                         f'{interpolation!r}; deployment supports bilinear')
+    preprocessor = model.data_preprocessor
+    divisor = (getattr(preprocessor, 'test_cfg', None)
+               or {}).get('size_divisor')
+    if divisor and (shape[0] % divisor or shape[1] % divisor):
+        raise ValueError(f'{name}: the data preprocessor pads test images to '
+                         f'multiples of {divisor}; choose such a shape, got '
+                         f'{shape}')
+    if getattr(preprocessor, '_enable_normalize', False):
+        mean = preprocessor.mean.flatten().tolist()
+        std = preprocessor.std.flatten().tolist()
+    else:
+        mean, std = [0.0] * 3, [1.0] * 3
+    head = model.decode_head
+    num_classes = int(head.num_classes)
+    sigmoid = int(head.out_channels) == 1
+    binary = sigmoid or num_classes == 2
+    threshold = float(head.threshold) if sigmoid and getattr(
+        head, 'threshold', None) is not None else 0.5
+    return DeploySpec(
+        input_size=shape,
+        mean=[round(float(m), 6) for m in mean],
+        std=[round(float(s), 6) for s in std],
+        model_channels='RGB'
+        if getattr(preprocessor, 'channel_conversion', False) else 'BGR',
+        activation='sigmoid' if sigmoid else 'softmax',
+        num_classes=num_classes,
+        out_channels=1 if binary else num_classes,
+        threshold=threshold,
+        classes=_class_names(cfg, num_classes),
+        resize_backend=resize.get('backend', 'cv2'),
+        align_corners=bool(getattr(head, 'align_corners', False)))
+
+
+class DeployModel(nn.Module):
+    """RGB pixels in, probability map out: a segmentor's whole inference.
+
+    ``forward`` runs, for an ``N x H x W x 3`` uint8 RGB batch at the spec's
+    input size: NHWC -> NCHW, float, the channel flip when the network was
+    trained on BGR, ``(x - mean) / std``, ``segmentor.encode_decode`` (the
+    test-time path of mmseg's ``EncoderDecoder``: features, decode head,
+    the head's ``predict_by_feat``, logits resized to ``H x W``), then the
+    sigmoid, or the softmax (for two classes, the foreground's channel).
+
+    Args:
+        segmentor: An mmseg encoder-decoder segmentor in eval mode.
+        spec: Its :class:`DeploySpec` (see :func:`deploy_spec`).
+
+    Example:
+        >>> model, spec = build_deploy_model('student_config.py',
+        ...                                  'iter_1500_student.pth')
+        >>> image = torch.zeros(1, 352, 352, 3, dtype=torch.uint8)
+        >>> model(image).shape
+        torch.Size([1, 1, 352, 352])
+    """
+
+    def __init__(self, segmentor: nn.Module, spec: DeploySpec) -> None:
+        super().__init__()
+        self.segmentor = segmentor
+        self.spec = spec
+        self.register_buffer(
+            'mean', torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            'std', torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+
+    def logits(self, image: Tensor) -> Tensor:
+        """Logits (``N x C x H x W``) of an RGB uint8 batch, before the
+        activation (for a Polyp-PVT head, ``P1 + P2``)."""
+        h, w = self.spec.input_size
+        if image.dim() != 4 or tuple(image.shape[1:]) != (h, w, 3):
+            raise ValueError(f'expected an N x {h} x {w} x 3 RGB batch, got '
+                             f'shape {tuple(image.shape)}')
+        x = image.permute(0, 3, 1, 2).to(torch.float32)
+        if self.spec.model_channels == 'BGR':
+            x = x.flip(1)
+        x = (x - self.mean) / self.std
+        metas = [dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w))]
+        return self.segmentor.encode_decode(x, metas)
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Probability map (``N x K x H x W``) of an RGB uint8 batch."""
+        logits = self.logits(image)
+        if self.spec.activation == 'sigmoid':
+            return logits.sigmoid()
+        prob = logits.softmax(dim=1)
+        return prob[:, 1:2] if self.spec.binary else prob
+
+
+def build_deploy_model(
+        config: str,
+        checkpoint: Optional[str] = None,
+        shape: Optional[Sequence[int]] = None
+) -> Tuple[DeployModel, DeploySpec]:
+    """Build the deployed model of a config, with its weights.
+
+    Args:
+        config: A segmentor, exported student or KDAS distiller config.
+        checkpoint: Its checkpoint; None keeps random weights (benchmarks).
+        shape: ``(H, W)`` input size; by default the test pipeline's.
+
+    Returns:
+        ``(model, spec)``, the model in eval mode on the CPU.
+    """
+    cfg = load_segmentor_config(config)
+    segmentor = build_segmentor(cfg, config)
+    if checkpoint is not None:
+        load_segmentor_weights(segmentor, checkpoint)
+    spec = deploy_spec(cfg, segmentor, shape, config)
+    spec.source = dict(
+        config=osp.abspath(config),
+        checkpoint=osp.abspath(checkpoint) if checkpoint else None)
+    return DeployModel(segmentor, spec).eval(), spec

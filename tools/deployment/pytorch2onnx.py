@@ -1,0 +1,137 @@
+"""Export a segmentor (or a distilled student) to one ONNX file.
+
+    python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out FILE.onnx
+        [--shape H W] [--opset N] [--verify] [--verify-images PATH ...]
+        [--verify-num 8] [--atol 1e-4] [--threads N]
+
+CONFIG is a segmentor config, the student config a KDAS run exports
+(``student_config.py``) or a KDAS distiller config (its student is
+exported; a distiller checkpoint is accepted). The graph takes
+``image``: uint8 N x H x W x 3 RGB (batch size free, H x W fixed: by
+default the test pipeline's size) and gives ``prob``: float32 N x K x H x W
+(the foreground probability of a binary model). Normalisation, the network,
+the head's fusion (P1 + P2 for Polyp-PVT) and the sigmoid / softmax are in
+the graph. ``FILE.json`` next to it (also embedded in the file) says what a
+caller needs: sizes, layouts, mean / std, threshold, class names.
+
+``--verify`` runs ONNX Runtime and PyTorch on real images with the
+checkpoint's weights (one image at a time, then up to 8 as one batch) and
+fails if the probability maps differ by more than ``--atol``. The images
+are ``--verify-images`` (files or folders) or, by default, those of the
+config's test set.
+"""
+import argparse
+import os.path as osp
+import sys
+import time
+
+from mmseg_kdas.deployment.export import export_onnx, max_abs_difference
+from mmseg_kdas.deployment.inference import input_kind, list_images
+from mmseg_kdas.deployment.model import (build_deploy_model,
+                                         config_test_images,
+                                         load_segmentor_config)
+from mmseg_kdas.deployment.pipeline import preprocess, read_image
+
+MAX_BATCH = 8
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='segmentor, student or KDAS config')
+    parser.add_argument('checkpoint', help='its checkpoint')
+    parser.add_argument('--out', required=True, help='FILE.onnx to write')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help="input size (default: the test pipeline's Resize)")
+    parser.add_argument(
+        '--opset', type=int, default=None, help="default: the exporter's")
+    parser.add_argument(
+        '--verify',
+        action='store_true',
+        help='compare ONNX Runtime with PyTorch on real images')
+    parser.add_argument(
+        '--verify-images',
+        nargs='+',
+        default=None,
+        help="image files or folders (default: the config's test images)")
+    parser.add_argument(
+        '--verify-num', type=int, default=8, help='images to compare')
+    parser.add_argument(
+        '--atol',
+        type=float,
+        default=1e-4,
+        help='largest accepted difference of the probability maps')
+    parser.add_argument(
+        '--threads', type=int, default=None, help='CPU threads')
+    return parser.parse_args()
+
+
+def verify_images(args) -> list:
+    """The images ``--verify`` compares on."""
+    sources = args.verify_images
+    if sources is None:
+        folder = config_test_images(load_segmentor_config(args.config))
+        if folder is None or not osp.isdir(folder):
+            raise SystemExit(
+                f'--verify: the test images of {args.config} ({folder}) are '
+                'not here; give real images with --verify-images PATH')
+        sources = [folder]
+    paths = []
+    for source in sources:
+        try:
+            kind = input_kind(source)
+        except (FileNotFoundError, ValueError) as err:
+            raise SystemExit(f'--verify-images: {err}')
+        if kind == 'video':
+            raise SystemExit(f'--verify-images takes images, got {source}')
+        paths += list_images(source) if kind == 'folder' else [source]
+    try:
+        return [read_image(p) for p in paths[:args.verify_num]]
+    except ValueError as err:
+        raise SystemExit(f'--verify-images: {err}')
+
+
+def main():
+    args = parse_args()
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    for path, what in ((args.config, 'config'), (args.checkpoint,
+                                                 'checkpoint')):
+        if not osp.isfile(path):
+            raise SystemExit(f'{what} file not found: {path}')
+    images = verify_images(args) if args.verify else []
+    model, spec = build_deploy_model(args.config, args.checkpoint,
+                                     args.shape)
+    start = time.perf_counter()
+    sidecar = export_onnx(model, args.out, args.opset)
+    h, w = spec.input_size
+    print(f'exported {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, '
+          f'opset {spec.source["opset"]}, {time.perf_counter() - start:.0f}'
+          f' s): image uint8 [N, {h}, {w}, 3] RGB -> prob float32 '
+          f'[N, {spec.out_channels}, {h}, {w}] ({spec.activation}); '
+          f'spec in {sidecar}')
+    if not args.verify:
+        return
+    batches = [preprocess([img], spec) for img in images]
+    if len(images) > 1:  # the free batch size, within a few GiB
+        batches.append(preprocess(images[:MAX_BATCH], spec))
+    result = max_abs_difference(model, args.out, batches, args.threads)
+    diff = result['max_abs_diff']
+    print(f'verify: {len(images)} images, one at a time and '
+          f'{min(len(images), MAX_BATCH)} as one batch: '
+          f'max |ONNX Runtime - PyTorch| of the probability map = '
+          f'{diff:.2e} (largest |logit| {result["max_abs_logit"]:.3g})')
+    if diff > args.atol:
+        print(
+            f'verify FAILED: {diff:.2e} > --atol {args.atol:g} ({args.out} '
+            'is kept for inspection)',
+            file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()

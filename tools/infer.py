@@ -1,0 +1,82 @@
+"""Segment an image, a folder of images or a video (PyTorch or ONNX Runtime).
+
+    python tools/infer.py INPUT MODEL [CHECKPOINT] --out DIR
+        [--backend pytorch|onnxruntime] [--shape H W] [--threads N]
+        [--save-prob] [--save-overlay] [--no-spinning] [--no-progress]
+
+MODEL is a config with its CHECKPOINT (PyTorch) or an ``.onnx`` file from
+``tools/deployment/pytorch2onnx.py`` (ONNX Runtime); the backend follows
+from the file unless given. INPUT is an image, a folder of images or a
+video. Under DIR: ``masks/<name>.png`` (0 / 255 at the image's size) for
+every image or frame (``<video>_<frame:06d>.png``), ``probs/`` and
+``overlays/`` on request, ``<video>_overlay.mp4`` for a video (overlay and
+running FPS on each frame) and ``summary.json``. Unreadable images and
+frames are named, skipped and listed at the end; the exit status is then 1.
+"""
+import argparse
+import sys
+
+from mmseg_kdas.deployment.backends import BACKENDS, build_predictor
+from mmseg_kdas.deployment.inference import infer, input_kind
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('input', help='image, folder of images or video')
+    parser.add_argument('model', help='config (PyTorch) or .onnx file')
+    parser.add_argument(
+        'checkpoint', nargs='?', default=None, help="the config's weights")
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument(
+        '--backend',
+        choices=BACKENDS,
+        default=None,
+        help='default: onnxruntime for an .onnx file, else pytorch')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help="model input size of a config (default: its test pipeline's)")
+    parser.add_argument(
+        '--threads', type=int, default=None, help='CPU threads')
+    parser.add_argument(
+        '--save-prob',
+        action='store_true',
+        help='also write 8-bit probability maps (probs/)')
+    parser.add_argument(
+        '--save-overlay',
+        action='store_true',
+        help='also write overlay images (overlays/)')
+    parser.add_argument(
+        '--no-spinning',
+        action='store_true',
+        help="ONNX Runtime's idle threads sleep instead of spinning")
+    parser.add_argument(
+        '--no-progress', action='store_true', help='no progress bar')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    try:
+        input_kind(args.input)
+        predictor = build_predictor(args.model, args.checkpoint,
+                                    args.backend, args.threads, args.shape,
+                                    not args.no_spinning)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f'error: {err}')
+    report = infer(args.input, predictor, args.out, args.save_prob,
+                   args.save_overlay, not args.no_progress)
+    print(f'\n{report.written} written to {args.out} ({predictor.backend}, '
+          f'{report.fps:.1f} per second end to end)')
+    if report.failures:
+        print(
+            f'{len(report.failures)} skipped:', file=sys.stderr)
+        for name, reason in report.failures:
+            print(f'  {name}: {reason}', file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()
