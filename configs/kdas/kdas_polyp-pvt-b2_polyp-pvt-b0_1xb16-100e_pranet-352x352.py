@@ -55,10 +55,11 @@ model = dict(
     ],
     loss_sgm=dict(type='SymmetricKDLoss', loss_type='mse'))
 
-# The distiller preprocesses with the student's data_preprocessor (multi-
-# scale training at the rates 0.75, 1 and 1.25 in turn, see
-# ../_base_/models/polyp_pvt_pvtv2-b2.py): teacher and student see the same
-# rescaled batch, as in the reference.
+# The distiller preprocesses with the student's data_preprocessor, which is
+# also the config's top-level one (every batch trained at the rates 0.75, 1
+# and 1.25, one optimiser step each, see ../_base_/models/
+# polyp_pvt_pvtv2-b2.py): teacher and student see the same rescaled batch at
+# every step, as in the reference.
 # the frozen teacher stays out of the optimizer
 optim_wrapper = dict(constructor='KDASOptimWrapperConstructor')
 # iter_*.pth / epoch_*.pth -> *_student.pth + student_config.py. Not in
