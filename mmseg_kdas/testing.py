@@ -5,6 +5,7 @@ In the spirit of mmseg's ``tests/test_models/test_segmentors/utils.py``:
 ``train_step``, ``val_step`` and tensor mode on a tiny random batch, checking
 what each mode must return. Tests of new models and distillers reuse it.
 """
+import copy
 import math
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -56,6 +57,18 @@ def make_batch(batch_size: int = 2,
     return dict(inputs=inputs, data_samples=samples)
 
 
+#: mmseg's ``SegDataPreProcessor`` with ImageNet mean/std, padding training
+#: batches to multiples of 32: the default of the tiny test models.
+TEST_PREPROCESSOR = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255,
+    size_divisor=32)
+
+
 def tiny_segformer(embed_dims: int = 8,
                    binary: bool = False,
                    dropout_ratio: float = 0.0,
@@ -81,14 +94,7 @@ def tiny_segformer(embed_dims: int = 8,
         :func:`check_segmentor`.
     """
     if data_preprocessor is None:
-        data_preprocessor = dict(
-            type='SegDataPreProcessor',
-            mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375],
-            bgr_to_rgb=True,
-            pad_val=0,
-            seg_pad_val=255,
-            size_divisor=32)
+        data_preprocessor = copy.deepcopy(TEST_PREPROCESSOR)
     if binary:
         classes = dict(
             out_channels=1,
@@ -128,6 +134,50 @@ def tiny_segformer(embed_dims: int = 8,
 def tiny_binary_segformer(data_preprocessor: Optional[dict] = None) -> dict:
     """:func:`tiny_segformer` with one output channel, as the polyp heads."""
     return tiny_segformer(binary=True, data_preprocessor=data_preprocessor)
+
+
+def tiny_polyp_pvt(dims: Sequence[int] = (16, 32, 64, 128),
+                   channels: int = 8,
+                   mlp_ratio: int = 2,
+                   data_preprocessor: Optional[dict] = None) -> dict:
+    """A tiny Polyp-PVT: ``PVTv2`` of one block per stage + ``PolypPVTHead``.
+
+    Args:
+        dims: Channels of the four stages.
+        channels: Width of the decoder.
+        mlp_ratio: MLP ratio of every stage.
+        data_preprocessor: Its ``data_preprocessor``; by default
+            :data:`TEST_PREPROCESSOR`.
+
+    Returns:
+        The model config (outputs ``[P1, P2]``, structure loss).
+    """
+    if data_preprocessor is None:
+        data_preprocessor = copy.deepcopy(TEST_PREPROCESSOR)
+    return dict(
+        type='EncoderDecoder',
+        data_preprocessor=data_preprocessor,
+        backbone=dict(
+            type='PVTv2',
+            arch=dict(
+                embed_dims=list(dims),
+                depths=[1, 1, 1, 1],
+                num_heads=[1, 2, 4, 8],
+                sr_ratios=[8, 4, 2, 1],
+                mlp_ratios=[mlp_ratio] * 4),
+            drop_path_rate=0.0),
+        decode_head=dict(
+            type='PolypPVTHead',
+            in_channels=list(dims),
+            channels=channels,
+            num_classes=2,
+            out_channels=1,
+            threshold=0.5,
+            norm_cfg=dict(type='BN', requires_grad=True),
+            align_corners=False,
+            loss_decode=dict(type='StructureLoss')),
+        train_cfg=dict(),
+        test_cfg=dict(mode='whole'))
 
 
 def _finite_losses(losses: dict) -> None:

@@ -30,6 +30,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import TRANSFORMS
 from mmseg.structures import SegDataSample
 
+from mmseg_kdas import testing
 from mmseg_kdas.deployment import DeploySpec, build_predictor, infer
 from mmseg_kdas.deployment.backends import read_onnx_spec
 from mmseg_kdas.deployment.export import max_abs_difference
@@ -51,25 +52,8 @@ PREPROCESSOR = dict(
 
 
 def tiny_polyp_pvt() -> dict:
-    return dict(
-        type='EncoderDecoder',
-        data_preprocessor=PREPROCESSOR,
-        backbone=dict(
-            type='PVTv2',
-            arch=dict(
-                embed_dims=DIMS,
-                depths=[1, 1, 1, 1],
-                num_heads=[1, 2, 5, 8],
-                sr_ratios=[8, 4, 2, 1],
-                mlp_ratios=[4, 4, 4, 4]),
-            out_indices=(0, 1, 2, 3)),
-        decode_head=dict(
-            type='PolypPVTHead',
-            in_channels=DIMS,
-            channels=16,
-            norm_cfg=dict(type='BN'),
-            align_corners=False),
-        test_cfg=dict(mode='whole'))
+    return testing.tiny_polyp_pvt(
+        DIMS, 16, mlp_ratio=4, data_preprocessor=PREPROCESSOR)
 
 
 def softmax_segformer() -> dict:
