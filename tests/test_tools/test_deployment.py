@@ -42,13 +42,7 @@ from mmseg_kdas.testing import tiny_binary_segformer
 
 SIZE = 64
 DIMS = [16, 32, 80, 128]
-PREPROCESSOR = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    size_divisor=32,
-    test_cfg=dict(size_divisor=32))
+PREPROCESSOR = dict(testing.TEST_PREPROCESSOR, test_cfg=dict(size_divisor=32))
 
 
 def tiny_polyp_pvt() -> dict:
