@@ -96,3 +96,19 @@ def test_every_method_trains_under_one_protocol(tmp_path):
             assert cfg.model.backbone.arch == ('b2' if name == 'teacher'
                                                else 'b0')
             assert cfg.model.backbone.init_cfg is None
+
+
+def test_a_killed_attempt_is_counted_to_its_last_write(tmp_path):
+    run_dir = str(tmp_path)
+    assert tool.account_interrupted_attempt(run_dir) is None  # none ran
+    start = 1_000_000.0
+    (tmp_path / tool.STARTED).write_text(f'{start}\n')
+    (tmp_path / 'train_minutes.txt').write_text('2.00\n')  # a finished one
+    log = tmp_path / 'attempt' / 'run.log'
+    log.parent.mkdir()
+    log.write_text('iteration 50\n')
+    os.utime(log, (start + 450, start + 450))  # its last write: 7.5 min in
+    assert tool.account_interrupted_attempt(run_dir) == pytest.approx(7.5)
+    assert (tmp_path / 'train_minutes.txt').read_text() == '2.00\n7.50\n'
+    assert not (tmp_path / tool.STARTED).exists()
+    assert tool.account_interrupted_attempt(run_dir) is None  # counted once

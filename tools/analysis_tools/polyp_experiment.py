@@ -34,7 +34,8 @@ seeds per method and test set, per-seed paired differences to the plain
 student, the share of the teacher-student gap closed) and ``results.png``
 (mean Dice per method with every seed, validation curves). Finished steps
 are skipped when the command is run again, and an interrupted training run
-resumes from its last checkpoint, so the experiment may span sessions.
+resumes from its last checkpoint, so the experiment may span sessions (the
+reported training time adds up every attempt, killed ones included).
 Subprocesses run this checkout's code (``PYTHONPATH``), whatever is
 installed.
 """
@@ -69,6 +70,7 @@ METHODS = {
 }
 MEASURES = ['mDice', 'mIoU', 'wFm', 'Sm', 'mEm', 'MAE']
 RATES = (0.75, 1.0, 1.25)
+STARTED = 'train_started.txt'  # present while a training attempt runs
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
@@ -257,11 +259,42 @@ def read_curve(work_dir: str, key: str) -> Dict[int, float]:
     return curve
 
 
+def account_interrupted_attempt(run_dir: str) -> Optional[float]:
+    """Count the wall time of a training attempt that was killed.
+
+    A training attempt writes its start time to ``STARTED`` and, when it
+    ends, its minutes to ``train_minutes.txt``. If the start file is still
+    there, the attempt was killed (e.g. at the end of a session): its time
+    is taken as ending at the newest file it wrote under ``run_dir`` (its
+    log, written at every logged iteration), appended to
+    ``train_minutes.txt`` and returned. Without this, a run spanning
+    sessions would report only its last attempt.
+    """
+    started_file = osp.join(run_dir, STARTED)
+    minutes_file = osp.join(run_dir, 'train_minutes.txt')
+    if not osp.isfile(started_file):
+        return None
+    with open(started_file) as f:
+        start = float(f.read())
+    last = start
+    for dirpath, _, files in os.walk(run_dir):
+        for name in files:
+            path = osp.join(dirpath, name)
+            if path not in (started_file, minutes_file):
+                last = max(last, osp.getmtime(path))
+    minutes = (last - start) / 60
+    with open(minutes_file, 'a') as f:
+        f.write(f'{minutes:.2f}\n')
+    os.remove(started_file)
+    return minutes
+
+
 def train_and_test(name: str, base: str, args, test_sets: Sequence[str],
                    run_dir: str, iters: int, val_interval: int, seed: int,
                    teacher_ckpt: Optional[str] = None) -> dict:
     """Train one model (unless done) and test it; returns its record."""
     os.makedirs(run_dir, exist_ok=True)
+    account_interrupted_attempt(run_dir)  # before this call writes files
     log_file = osp.join(run_dir, 'commands.log')
     py = sys.executable
     cfg = protocol_config(base, args, test_sets, iters, val_interval, seed,
@@ -271,11 +304,15 @@ def train_and_test(name: str, base: str, args, test_sets: Sequence[str],
     ckpt = osp.join(run_dir, f'iter_{iters}.pth')
     minutes_file = osp.join(run_dir, 'train_minutes.txt')
     if not osp.isfile(ckpt):
+        started_file = osp.join(run_dir, STARTED)
         start = time.time()
+        with open(started_file, 'w') as f:
+            f.write(f'{start}\n')
         run([py, 'tools/train.py', cfg_file, '--work-dir', run_dir,
              '--resume'], log_file)
         with open(minutes_file, 'a') as f:
             f.write(f'{(time.time() - start) / 60:.2f}\n')
+        os.remove(started_file)
     test_cfg, test_ckpt = cfg_file, ckpt
     if cfg.model.type == 'KDASDistiller':  # evaluate what ships
         test_cfg = osp.join(run_dir, 'student_config.py')

@@ -3,20 +3,20 @@
 # px: three optimiser steps per iteration, as the polyp recipe). Set
 # train_dataloader.dataset.data_root.
 _base_ = ['mmseg::_base_/default_runtime.py']
-from mmseg_kdas.testing import tiny_segformer  # noqa: E402
+from mmseg_kdas.testing import (  # noqa: E402
+    TEST_PREPROCESSOR, tiny_segformer)
 
 custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
 default_scope = 'mmseg'
 
-# the tiny SegFormer of the tests (mmseg_kdas.testing), at 32x32
+# the tiny SegFormer of the tests (mmseg_kdas.testing), at 32x32: the test
+# preprocessor with a fixed size (instead of its size divisor) and the
+# three scales
 model = tiny_segformer(data_preprocessor=dict(
+    TEST_PREPROCESSOR,
     type='BatchAugSegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
     size=(32, 32),
+    size_divisor=None,
     batch_augments=[
         dict(
             type='BatchMultiScaleResize',
