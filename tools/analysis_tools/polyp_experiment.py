@@ -4,7 +4,7 @@
         [--work-dir work_dirs/polyp_experiment]
         [--methods student KDAS CWD] [--seeds 0 1 2]
         [--size 128] [--batch-size 8] [--lr 5e-4]
-        [--teacher-iters 4500] [--iters 1200] [--val-interval 300]
+        [--teacher-iters 3600] [--iters 1200] [--val-interval 300]
         [--teacher-val-interval 900]
 
 Trains from scratch (no pretrained weights; none are reachable offline), on
@@ -88,7 +88,7 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     parser.add_argument('--size', type=int, default=128)
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--lr', type=float, default=5e-4)
-    parser.add_argument('--teacher-iters', type=int, default=4500)
+    parser.add_argument('--teacher-iters', type=int, default=3600)
     parser.add_argument('--iters', type=int, default=1200)
     parser.add_argument(
         '--val-interval',
