@@ -3,8 +3,7 @@
 # px: three optimiser steps per iteration, as the polyp recipe). Set
 # train_dataloader.dataset.data_root.
 _base_ = ['mmseg::_base_/default_runtime.py']
-from mmseg_kdas.testing import (  # noqa: E402
-    TEST_PREPROCESSOR, tiny_segformer)
+from mmseg_kdas.testing import TEST_PREPROCESSOR, tiny_segformer  # noqa: E402
 
 custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
 default_scope = 'mmseg'
