@@ -71,6 +71,7 @@ METHODS = {
 MEASURES = ['mDice', 'mIoU', 'wFm', 'Sm', 'mEm', 'MAE']
 RATES = (0.75, 1.0, 1.25)
 STARTED = 'train_started.txt'  # present while a training attempt runs
+MINUTES = 'train_minutes.txt'  # one line per training attempt
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
@@ -263,15 +264,15 @@ def account_interrupted_attempt(run_dir: str) -> Optional[float]:
     """Count the wall time of a training attempt that was killed.
 
     A training attempt writes its start time to ``STARTED`` and, when it
-    ends, its minutes to ``train_minutes.txt``. If the start file is still
+    ends, its minutes to ``MINUTES``. If the start file is still
     there, the attempt was killed (e.g. at the end of a session): its time
     is taken as ending at the newest file it wrote under ``run_dir`` (its
-    log, written at every logged iteration), appended to
-    ``train_minutes.txt`` and returned. Without this, a run spanning
+    log, written at every logged iteration), added to ``MINUTES`` and
+    returned. Without this, a run spanning
     sessions would report only its last attempt.
     """
     started_file = osp.join(run_dir, STARTED)
-    minutes_file = osp.join(run_dir, 'train_minutes.txt')
+    minutes_file = osp.join(run_dir, MINUTES)
     if not osp.isfile(started_file):
         return None
     with open(started_file) as f:
@@ -282,10 +283,15 @@ def account_interrupted_attempt(run_dir: str) -> Optional[float]:
             path = osp.join(dirpath, name)
             if path not in (started_file, minutes_file):
                 last = max(last, osp.getmtime(path))
-    minutes = (last - start) / 60
-    with open(minutes_file, 'a') as f:
-        f.write(f'{minutes:.2f}\n')
+    minutes = _add_minutes(run_dir, start, last)
     os.remove(started_file)
+    return minutes
+
+
+def _add_minutes(run_dir: str, start: float, end: float) -> float:
+    minutes = (end - start) / 60
+    with open(osp.join(run_dir, MINUTES), 'a') as f:
+        f.write(f'{minutes:.2f}\n')
     return minutes
 
 
@@ -302,7 +308,6 @@ def train_and_test(name: str, base: str, args, test_sets: Sequence[str],
     cfg_file = osp.join(run_dir, f'{name}.py')
     cfg.dump(cfg_file)
     ckpt = osp.join(run_dir, f'iter_{iters}.pth')
-    minutes_file = osp.join(run_dir, 'train_minutes.txt')
     if not osp.isfile(ckpt):
         started_file = osp.join(run_dir, STARTED)
         start = time.time()
@@ -310,8 +315,7 @@ def train_and_test(name: str, base: str, args, test_sets: Sequence[str],
             f.write(f'{start}\n')
         run([py, 'tools/train.py', cfg_file, '--work-dir', run_dir,
              '--resume'], log_file)
-        with open(minutes_file, 'a') as f:
-            f.write(f'{(time.time() - start) / 60:.2f}\n')
+        _add_minutes(run_dir, start, time.time())
         os.remove(started_file)
     test_cfg, test_ckpt = cfg_file, ckpt
     if cfg.model.type == 'KDASDistiller':  # evaluate what ships
@@ -324,7 +328,7 @@ def train_and_test(name: str, base: str, args, test_sets: Sequence[str],
         run([py, 'tools/test.py', test_cfg, test_ckpt, '--work-dir',
              test_dir], log_file)
         metrics = latest_metrics(test_dir)
-    with open(minutes_file) as f:  # all attempts of a resumed run
+    with open(osp.join(run_dir, MINUTES)) as f:  # every attempt
         minutes = sum(float(line) for line in f if line.strip())
     return dict(
         metrics=metrics,
