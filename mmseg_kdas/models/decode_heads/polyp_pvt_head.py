@@ -323,15 +323,26 @@ class PolypPVTHead(BaseDecodeHead):
                 f'PolypPVTHead: stage maps must halve exactly at each stage '
                 f'(image sides a multiple of 32); got sizes {actual}')
 
-    def forward(self, inputs: Tuple[Tensor, ...]) -> List[Tensor]:
-        """Compute the two logit maps.
+    @property
+    def output_upsample(self) -> dict:
+        """``F.interpolate`` arguments taking :meth:`forward_lowres` to
+        :meth:`forward`: the fixed x8 bilinear upsampling of P1 and P2.
+
+        A teacher cache (:mod:`mmseg_kdas.models.distillers.teacher_cache`)
+        stores the stride-8 maps, 64x smaller, and applies these arguments
+        on load: the same call on the same values, so the same result.
+        """
+        return dict(
+            scale_factor=8, mode='bilinear', align_corners=self.align_corners)
+
+    def forward_lowres(self, inputs: Tuple[Tensor, ...]) -> List[Tensor]:
+        """P1 and P2 at stride 8, before the final x8 upsampling.
 
         Args:
             inputs (tuple[Tensor]): Backbone maps at strides 4, 8, 16, 32.
 
         Returns:
-            list[Tensor]: [P1, P2] (CFM and SAM logits), each B x 1 x H x W
-            at 8x the stride-8 size, i.e. the input image size.
+            list[Tensor]: [P1, P2], each B x 1 x H/8 x W/8.
         """
         x1, x2, x3, x4 = self._transform_inputs(inputs)
         self._check_shapes((x1, x2, x3, x4))
@@ -344,13 +355,21 @@ class PolypPVTHead(BaseDecodeHead):
             mode='bilinear',
             align_corners=True)
         sam = self.sam(cfm, guide)
+        return [self.cls_cfm(cfm), self.cls_sam(sam)]
+
+    def forward(self, inputs: Tuple[Tensor, ...]) -> List[Tensor]:
+        """Compute the two logit maps.
+
+        Args:
+            inputs (tuple[Tensor]): Backbone maps at strides 4, 8, 16, 32.
+
+        Returns:
+            list[Tensor]: [P1, P2] (CFM and SAM logits), each B x 1 x H x W
+            at 8x the stride-8 size, i.e. the input image size.
+        """
+        upsample = self.output_upsample
         return [
-            F.interpolate(
-                cls(feat),
-                scale_factor=8,
-                mode='bilinear',
-                align_corners=self.align_corners)
-            for cls, feat in ((self.cls_cfm, cfm), (self.cls_sam, sam))
+            F.interpolate(p, **upsample) for p in self.forward_lowres(inputs)
         ]
 
     def loss_by_feat(self, seg_logits: List[Tensor],
