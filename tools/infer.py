@@ -1,12 +1,16 @@
-"""Segment an image, a folder of images or a video (PyTorch or ONNX Runtime).
+"""Segment an image, a folder of images or a video (PyTorch, ORT, OpenVINO).
 
     python tools/infer.py INPUT MODEL [CHECKPOINT] --out DIR
-        [--backend pytorch|onnxruntime] [--shape H W] [--threads N]
-        [--save-prob] [--save-overlay] [--no-spinning] [--no-progress]
+        [--backend pytorch|onnxruntime|openvino] [--precision auto|f32|bf16]
+        [--shape H W] [--threads N] [--save-prob] [--save-overlay]
+        [--no-spinning] [--no-progress]
 
 MODEL is a config with its CHECKPOINT (PyTorch) or an ``.onnx`` file from
-``tools/deployment/pytorch2onnx.py`` (ONNX Runtime); the backend follows
-from the file unless given. INPUT is an image, a folder of images or a
+``tools/deployment/pytorch2onnx.py`` (ONNX Runtime, or OpenVINO with
+``--backend openvino``); the backend follows from the file unless given.
+OpenVINO computes in float32 by default; ``--precision auto`` takes
+bfloat16 where the CPU has it natively (``bf16`` insists on it). INPUT
+is an image, a folder of images or a
 video. Under DIR: ``masks/<name>.png`` (0 / 255 at the image's size) for
 every image or frame (``<video>_<frame:06d>.png``), ``probs/`` and
 ``overlays/`` on request, ``<video>_overlay.mp4`` for a video (overlay and
@@ -16,7 +20,10 @@ frames are named, skipped and listed at the end; the exit status is then 1.
 import argparse
 import sys
 
-from mmseg_kdas.deployment.backends import BACKENDS, build_predictor
+from mmseg_kdas.deployment.backends import (BACKENDS,
+                                            OPENVINO_DEFAULT_PRECISION,
+                                            OPENVINO_PRECISIONS,
+                                            build_predictor)
 from mmseg_kdas.deployment.inference import infer, input_kind
 
 
@@ -32,6 +39,12 @@ def parse_args():
         choices=BACKENDS,
         default=None,
         help='default: onnxruntime for an .onnx file, else pytorch')
+    parser.add_argument(
+        '--precision',
+        choices=OPENVINO_PRECISIONS,
+        default=None,
+        help='OpenVINO arithmetic: auto = bf16 where the CPU has it '
+        f'natively, else f32 (default: {OPENVINO_DEFAULT_PRECISION})')
     parser.add_argument(
         '--shape',
         type=int,
@@ -63,13 +76,13 @@ def main():
         input_kind(args.input)
         predictor = build_predictor(args.model, args.checkpoint,
                                     args.backend, args.threads, args.shape,
-                                    not args.no_spinning)
+                                    not args.no_spinning, args.precision)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f'error: {err}')
     report = infer(args.input, predictor, args.out, args.save_prob,
                    args.save_overlay, not args.no_progress)
-    print(f'\n{report.written} written to {args.out} ({predictor.backend}, '
-          f'{report.fps:.1f} per second end to end)')
+    print(f'\n{report.written} written to {args.out} ({predictor.backend} '
+          f'{predictor.precision}, {report.fps:.1f} per second end to end)')
     if report.failures:
         print(
             f'{len(report.failures)} skipped:', file=sys.stderr)

@@ -1,14 +1,24 @@
-"""The two inference backends behind one call: PyTorch and ONNX Runtime.
+"""Three inference backends behind one call: PyTorch, ONNX Runtime, OpenVINO.
 
 A predictor maps the graph input (``N x H x W x 3`` uint8 RGB at the
 model size, see :func:`~mmseg_kdas.deployment.pipeline.preprocess`) to the
-probability map (``N x K x H x W`` float32) and carries the model's
-:class:`~mmseg_kdas.deployment.spec.DeploySpec`. :func:`build_predictor`
-picks the backend from the model file.
+graph output (the head's low-resolution logits or the probability map,
+float32, after :attr:`~mmseg_kdas.deployment.spec.DeploySpec.output_kind`)
+and carries the model's :class:`~mmseg_kdas.deployment.spec.DeploySpec`.
+:func:`build_predictor` picks the backend from the model file: PyTorch for
+a config, ONNX Runtime for an ``.onnx`` file unless ``openvino`` is asked
+for (the same file, read by OpenVINO).
+
+OpenVINO runs in float32 or bfloat16 (its ``INFERENCE_PRECISION_HINT``):
+``precision='auto'`` takes bfloat16 where its CPU plugin reports native
+support (``OPTIMIZATION_CAPABILITIES`` has ``BF16``: AVX512-BF16 or AMX),
+float32 elsewhere; ``'f32'`` and ``'bf16'`` ask for one.
+:data:`OPENVINO_DEFAULT_PRECISION` is what ``tools/infer.py`` and the
+benchmark take without ``--precision``.
 """
 import json
 import os.path as osp
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -16,10 +26,19 @@ from .spec import METADATA_KEY, DeploySpec, sidecar_path
 
 __all__ = [
     'Predictor', 'PyTorchPredictor', 'OnnxRuntimePredictor',
-    'ort_session', 'read_onnx_spec', 'build_predictor', 'BACKENDS'
+    'OpenVINOPredictor', 'ort_session', 'read_onnx_spec',
+    'openvino_native_bf16', 'openvino_precision', 'build_predictor',
+    'BACKENDS', 'OPENVINO_PRECISIONS', 'OPENVINO_DEFAULT_PRECISION'
 ]
 
-BACKENDS = ('pytorch', 'onnxruntime')
+BACKENDS = ('pytorch', 'onnxruntime', 'openvino')
+#: ``--precision`` choices of the OpenVINO backend.
+OPENVINO_PRECISIONS = ('auto', 'f32', 'bf16')
+#: OpenVINO's precision without ``--precision``. float32 until the
+#: bfloat16 check on a trained student (``tools/analysis_tools/
+#: compare_precision.py``: mean-Dice change at most 0.002 on Kvasir) has
+#: passed on a CPU with native bfloat16; then ``'auto'``.
+OPENVINO_DEFAULT_PRECISION = 'f32'
 
 
 class Predictor:
@@ -27,10 +46,12 @@ class Predictor:
 
     Attributes:
         spec: The model's spec.
-        backend: ``'pytorch'`` or ``'onnxruntime'``.
+        backend: ``'pytorch'``, ``'onnxruntime'`` or ``'openvino'``.
+        precision: Arithmetic of the network: ``'f32'`` or ``'bf16'``.
     """
     spec: DeploySpec
     backend: str
+    precision: str = 'f32'
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -44,6 +65,8 @@ class PyTorchPredictor(Predictor):
         checkpoint: Its weights (None: random, for benchmarks only).
         shape: ``(H, W)``; by default the test pipeline's size.
         threads: torch CPU threads (None: torch's default).
+        output: ``'logits'`` or ``'prob'`` (see
+            :func:`~mmseg_kdas.deployment.model.build_deploy_model`).
     """
     backend = 'pytorch'
 
@@ -51,13 +74,15 @@ class PyTorchPredictor(Predictor):
                  config: str,
                  checkpoint: Optional[str],
                  shape=None,
-                 threads: Optional[int] = None) -> None:
+                 threads: Optional[int] = None,
+                 output: str = 'logits') -> None:
         import torch
 
         from .model import build_deploy_model
         if threads:
             torch.set_num_threads(threads)
-        self.model, self.spec = build_deploy_model(config, checkpoint, shape)
+        self.model, self.spec = build_deploy_model(
+            config, checkpoint, shape, output=output)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -158,14 +183,17 @@ class OnnxRuntimePredictor(Predictor):
         onnx_path: Written by ``tools/deployment/pytorch2onnx.py``.
         threads: Intra-op threads (None: ONNX Runtime's default).
         spinning: See :func:`ort_session`.
+        level: Graph optimisations (see :func:`ort_session`).
     """
     backend = 'onnxruntime'
 
     def __init__(self,
                  onnx_path: str,
                  threads: Optional[int] = None,
-                 spinning: bool = True) -> None:
-        self.session = ort_session(onnx_path, threads, spinning=spinning)
+                 spinning: bool = True,
+                 level: str = 'all') -> None:
+        self.session = ort_session(
+            onnx_path, threads, level=level, spinning=spinning)
         self.spec = read_onnx_spec(onnx_path, self.session)
         names = [i.name for i in self.session.get_inputs()]
         if names != [self.spec.input_name]:
@@ -177,39 +205,186 @@ class OnnxRuntimePredictor(Predictor):
                                 {self.spec.input_name: batch})[0]
 
 
+def openvino_native_bf16(core=None) -> bool:
+    """Whether OpenVINO's CPU plugin computes bfloat16 natively here.
+
+    Args:
+        core: An ``openvino.Core`` (a new one by default).
+
+    Returns:
+        True when the plugin's ``OPTIMIZATION_CAPABILITIES`` has ``BF16``
+        (CPUs with AVX512-BF16 or AMX).
+    """
+    import openvino as ov
+    core = core or ov.Core()
+    return 'BF16' in core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
+
+
+def openvino_precision(precision: str, core=None) -> str:
+    """The precision ``'auto'``, ``'f32'`` or ``'bf16'`` means here.
+
+    Args:
+        precision: One of :data:`OPENVINO_PRECISIONS`.
+        core: An ``openvino.Core``.
+
+    Returns:
+        ``'f32'`` or ``'bf16'`` (``'auto'``: bfloat16 where native).
+
+    Raises:
+        ValueError: For ``'bf16'`` on a CPU without native bfloat16 (its
+            emulation would be slower and is not what was measured).
+    """
+    if precision not in OPENVINO_PRECISIONS:
+        raise ValueError(f'OpenVINO precision must be one of '
+                         f'{OPENVINO_PRECISIONS}, got {precision!r}')
+    if precision == 'f32':
+        return 'f32'
+    native = openvino_native_bf16(core)
+    if precision == 'bf16' and not native:
+        raise ValueError(
+            "OpenVINO precision 'bf16': this CPU has no native bfloat16 "
+            '(OpenVINO reports no BF16 capability); use --precision f32')
+    return 'bf16' if native else 'f32'
+
+
+class OpenVINOPredictor(Predictor):
+    """An exported ``.onnx`` file compiled by OpenVINO for the CPU.
+
+    The file's dynamic batch size is fixed per call: a model is compiled
+    for each batch size met (static shapes let OpenVINO fuse more), once.
+    One stream, latency hint.
+
+    Args:
+        onnx_path: Written by ``tools/deployment/pytorch2onnx.py``.
+        threads: Inference threads (None: OpenVINO's default, the
+            physical cores).
+        precision: ``'auto'``, ``'f32'`` or ``'bf16'`` (see
+            :func:`openvino_precision`); None:
+            :data:`OPENVINO_DEFAULT_PRECISION`.
+        profile: Collect OpenVINO's per-layer counters
+            (:meth:`layer_times`).
+    """
+    backend = 'openvino'
+
+    def __init__(self,
+                 onnx_path: str,
+                 threads: Optional[int] = None,
+                 precision: Optional[str] = None,
+                 profile: bool = False) -> None:
+        try:
+            import openvino as ov
+        except ImportError as err:
+            raise ImportError(
+                'the openvino backend needs the openvino package '
+                '(bash tools/install.sh installs it)') from err
+        if not osp.isfile(onnx_path):
+            raise FileNotFoundError(f'ONNX model not found: {onnx_path}')
+        self.core = ov.Core()
+        self.precision = openvino_precision(
+            precision or OPENVINO_DEFAULT_PRECISION, self.core)
+        self.spec = read_onnx_spec(onnx_path)
+        self.onnx_path = onnx_path
+        try:
+            self.model = self.core.read_model(onnx_path)
+        except Exception as err:  # OpenVINO raises its own RuntimeErrors
+            raise RuntimeError(
+                f'{onnx_path}: OpenVINO cannot read it ({err})') from err
+        names = [p.get_any_name() for p in self.model.inputs]
+        if names != [self.spec.input_name]:
+            raise ValueError(f'{onnx_path}: inputs {names}, expected '
+                             f'[{self.spec.input_name!r}]')
+        self.config: Dict[str, object] = {
+            'INFERENCE_PRECISION_HINT': self.precision,
+            'PERFORMANCE_HINT': 'LATENCY',
+            'NUM_STREAMS': 1,
+            'PERF_COUNT': bool(profile),
+        }
+        if threads:
+            self.config['INFERENCE_NUM_THREADS'] = int(threads)
+        self._requests: Dict[int, Tuple[object, object]] = {}
+
+    def _request(self, batch_size: int):
+        """The infer request of a model compiled for ``batch_size``."""
+        if batch_size not in self._requests:
+            h, w = self.spec.input_size
+            model = self.model.clone()
+            model.reshape({self.spec.input_name: [batch_size, h, w, 3]})
+            compiled = self.core.compile_model(model, 'CPU', self.config)
+            self._requests[batch_size] = (compiled,
+                                          compiled.create_infer_request())
+        return self._requests[batch_size][1]
+
+    def compiled_precision(self, batch_size: int = 1) -> str:
+        """The inference precision OpenVINO reports for the compiled
+        model (``'f32'`` / ``'bf16'``)."""
+        self._request(batch_size)
+        compiled = self._requests[batch_size][0]
+        hint = compiled.get_property('INFERENCE_PRECISION_HINT')
+        return hint.to_string() if hasattr(hint, 'to_string') else str(hint)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        request = self._request(batch.shape[0])
+        request.infer({0: np.ascontiguousarray(batch)})
+        return request.get_output_tensor(0).data.copy()
+
+    def layer_times(self, batch_size: int = 1) -> Dict[str, float]:
+        """Microseconds per executed layer type of the last inference.
+
+        Needs ``profile=True``; keyed ``'<layer type> (<kernel>)'``.
+        """
+        totals: Dict[str, float] = {}
+        for info in self._request(batch_size).profiling_info:
+            if info.status.name != 'EXECUTED':
+                continue
+            key = f'{info.node_type} ({info.exec_type})'
+            totals[key] = totals.get(key, 0.0) + \
+                info.real_time.total_seconds() * 1e6
+        return totals
+
+
 def build_predictor(model: str,
                     checkpoint: Optional[str] = None,
                     backend: Optional[str] = None,
                     threads: Optional[int] = None,
                     shape=None,
-                    spinning: bool = True) -> Predictor:
+                    spinning: bool = True,
+                    precision: Optional[str] = None) -> Predictor:
     """A predictor for a config (+ checkpoint) or an ``.onnx`` file.
 
     Args:
-        model: ``.onnx`` file (ONNX Runtime) or config (PyTorch).
+        model: ``.onnx`` file (ONNX Runtime, OpenVINO) or config
+            (PyTorch).
         checkpoint: The config's checkpoint; not used with ``.onnx``.
-        backend: ``'pytorch'`` or ``'onnxruntime'``; by default the one the
-            model file implies. ONNX Runtime needs an ``.onnx`` file and
-            PyTorch a config.
+        backend: One of :data:`BACKENDS`; by default the one the model
+            file implies (``onnxruntime`` for ``.onnx``). ONNX Runtime and
+            OpenVINO need an ``.onnx`` file and PyTorch a config.
         threads: CPU threads of the backend.
         shape: ``(H, W)`` of a PyTorch model (default: the config's); an
             ``.onnx`` file has its size fixed, which must then be this.
         spinning: Of ONNX Runtime's threads (see :func:`ort_session`).
+        precision: Of OpenVINO (:data:`OPENVINO_PRECISIONS`; None:
+            :data:`OPENVINO_DEFAULT_PRECISION`); the other backends run
+            float32 only.
     """
     is_onnx = model.endswith('.onnx')
     backend = backend or ('onnxruntime' if is_onnx else 'pytorch')
     if backend not in BACKENDS:
         raise ValueError(f'backend must be one of {BACKENDS}, got '
                          f'{backend!r}')
-    if backend == 'onnxruntime':
+    if precision not in (None, 'f32') and backend != 'openvino':
+        raise ValueError(f'--precision {precision}: only the openvino '
+                         f'backend has one; {backend} runs float32')
+    if backend in ('onnxruntime', 'openvino'):
         if not is_onnx:
             raise ValueError(
-                f'{model}: the onnxruntime backend runs an .onnx file; '
+                f'{model}: the {backend} backend runs an .onnx file; '
                 'export the config first (tools/deployment/pytorch2onnx.py)')
         if checkpoint is not None:
             raise ValueError(f'{model}: an .onnx file holds its weights; '
                              f'drop the checkpoint {checkpoint}')
-        predictor = OnnxRuntimePredictor(model, threads, spinning)
+        predictor = OpenVINOPredictor(model, threads, precision) \
+            if backend == 'openvino' else OnnxRuntimePredictor(
+                model, threads, spinning)
         if shape is not None and tuple(shape) != predictor.spec.input_size:
             raise ValueError(f'{model} was exported for '
                              f'{predictor.spec.input_size}, not {shape}; '

@@ -1,13 +1,14 @@
-"""A segmentor as one module from RGB pixels to a probability map.
+"""A segmentor as one module from RGB pixels to logits or probabilities.
 
 :class:`DeployModel` wraps an mmseg segmentor with everything its test-time
 inference does around the network: the data preprocessor's channel order,
-float conversion and normalisation; the segmentor's own ``encode_decode``
-(backbone, neck, decode head and the head's ``predict_by_feat``, which
-fuses ``P1 + P2`` for :class:`~mmseg_kdas.models.PolypPVTHead` and resizes
-the logits to the input size); then the sigmoid (one output channel) or
-the softmax. It is what ``tools/deployment/pytorch2onnx.py`` exports and
-what the PyTorch backend of ``tools/infer.py`` runs.
+float conversion and normalisation; the network (backbone, neck, decode
+head, the deploy-only rewrites of :mod:`.rewrites`); then either the
+head's logits before its final resize (``'logits'``, which the caller
+resizes to the image size and passes through the sigmoid, as mmseg's
+``predict`` does) or the probability map at the model size (``'prob'``).
+It is what ``tools/deployment/pytorch2onnx.py`` exports and what the
+PyTorch backend of ``tools/infer.py`` runs.
 """
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
@@ -17,7 +18,9 @@ import torch.nn as nn
 from mmengine.config import Config
 from torch import Tensor
 
-from .spec import DeploySpec
+from .rewrites import (binary_logit, lowres_logits, output_size,
+                       rewrite_for_deploy, supports_lowres, upsample_logits)
+from .spec import OUTPUT_KINDS, DeploySpec
 
 __all__ = [
     'DeployModel', 'load_segmentor_config', 'build_segmentor',
@@ -233,39 +236,64 @@ def deploy_spec(cfg: Config,
 
 
 class DeployModel(nn.Module):
-    """RGB pixels in, probability map out: a segmentor's whole inference.
+    """RGB pixels in, logits or probabilities out: a segmentor's inference.
 
     ``forward`` runs, for an ``N x H x W x 3`` uint8 RGB batch at the spec's
     input size: NHWC -> NCHW, float, the channel flip when the network was
-    trained on BGR, ``(x - mean) / std``, ``segmentor.encode_decode`` (the
-    test-time path of mmseg's ``EncoderDecoder``: features, decode head,
-    the head's ``predict_by_feat``, logits resized to ``H x W``), then the
-    sigmoid, or the softmax (for two classes, the foreground's channel).
+    trained on BGR, ``(x - mean) / std``, then the network. What it gives
+    follows :attr:`DeploySpec.output_kind`:
+
+    - ``'logits'``: the head's logits before its final resize
+      (:func:`~mmseg_kdas.deployment.rewrites.lowres_logits`; one channel
+      for a binary model), which the caller resizes straight to the image
+      size and passes through the sigmoid
+      (:func:`~mmseg_kdas.deployment.pipeline.postprocess`);
+    - ``'prob'``: those logits resized to ``H x W`` as the head does, then
+      the sigmoid or the softmax (for two classes, the foreground's
+      channel); for segmentors that :func:`~mmseg_kdas.deployment.
+      rewrites.supports_lowres` does not know, ``segmentor.encode_decode``
+      (mmseg's test-time path) and the activation.
 
     Args:
-        segmentor: An mmseg encoder-decoder segmentor in eval mode.
+        segmentor: An mmseg encoder-decoder segmentor in eval mode, as
+            deployed (:func:`~mmseg_kdas.deployment.rewrites.
+            rewrite_for_deploy` may have rewritten it).
         spec: Its :class:`DeploySpec` (see :func:`deploy_spec`).
+        reference: The segmentor as trained, which the rewritten one must
+            equal (:meth:`reference_probabilities`); by default
+            ``segmentor``. Not a submodule: it is not exported.
 
     Example:
         >>> model, spec = build_deploy_model('student_config.py',
-        ...                                  'iter_1500_student.pth')
+        ...                                  'iter_1500_student.pth',
+        ...                                  output='prob')
         >>> image = torch.zeros(1, 352, 352, 3, dtype=torch.uint8)
         >>> model(image).shape
         torch.Size([1, 1, 352, 352])
     """
 
-    def __init__(self, segmentor: nn.Module, spec: DeploySpec) -> None:
+    def __init__(self,
+                 segmentor: nn.Module,
+                 spec: DeploySpec,
+                 reference: Optional[nn.Module] = None) -> None:
         super().__init__()
         self.segmentor = segmentor
         self.spec = spec
+        # a plain attribute (a tuple), so that it is no submodule
+        self._reference = (segmentor if reference is None else reference, )
         self.register_buffer(
             'mean', torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer(
             'std', torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
 
-    def logits(self, image: Tensor) -> Tensor:
-        """Logits (``N x C x H x W``) of an RGB uint8 batch, before the
-        activation (for a Polyp-PVT head, ``P1 + P2``)."""
+    @property
+    def reference(self) -> nn.Module:
+        """The segmentor as trained (not rewritten)."""
+        return self._reference[0]
+
+    def normalize(self, image: Tensor) -> Tensor:
+        """An RGB uint8 batch as the network takes it (``N x 3 x H x W``,
+        the data preprocessor's channel order, mean and std)."""
         h, w = self.spec.input_size
         if image.dim() != 4 or tuple(image.shape[1:]) != (h, w, 3):
             raise ValueError(f'expected an N x {h} x {w} x 3 RGB batch, got '
@@ -273,34 +301,110 @@ class DeployModel(nn.Module):
         x = image.permute(0, 3, 1, 2).to(torch.float32)
         if self.spec.model_channels == 'BGR':
             x = x.flip(1)
-        x = (x - self.mean) / self.std
-        metas = [dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w))]
-        return self.segmentor.encode_decode(x, metas)
+        return (x - self.mean) / self.std
 
-    def forward(self, image: Tensor) -> Tensor:
-        """Probability map (``N x K x H x W``) of an RGB uint8 batch."""
-        logits = self.logits(image)
-        if self.spec.activation == 'sigmoid':
+    def logits(self, image: Tensor) -> Tensor:
+        """Logits (``N x C x H x W``) of an RGB uint8 batch by the reference
+        segmentor's ``encode_decode``, before the activation (for a
+        Polyp-PVT head, ``P1 + P2``)."""
+        h, w = self.spec.input_size
+        x = self.normalize(image)
+        metas = [dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w))]
+        return self.reference.encode_decode(x, metas)
+
+    def lowres(self, image: Tensor) -> Tensor:
+        """The graph's ``'logits'`` output: ``N x K x h x w`` head logits
+        before the final resize, one channel for a binary model."""
+        logits = lowres_logits(self.segmentor, self.normalize(image))
+        return binary_logit(logits, self.spec.num_classes)
+
+    def _activate(self, logits: Tensor) -> Tensor:
+        if self.spec.activation == 'sigmoid' or logits.shape[1] == 1:
             return logits.sigmoid()
         prob = logits.softmax(dim=1)
         return prob[:, 1:2] if self.spec.binary else prob
+
+    def forward(self, image: Tensor) -> Tensor:
+        """The graph: low-resolution logits or the probability map."""
+        if self.spec.output_kind == 'logits':
+            return self.lowres(image)
+        if not supports_lowres(self.segmentor):
+            h, w = self.spec.input_size
+            metas = [
+                dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w))
+            ]
+            return self._activate(
+                self.segmentor.encode_decode(self.normalize(image), metas))
+        return self._activate(
+            upsample_logits(
+                self.lowres(image), self.spec.input_size,
+                self.spec.align_corners))
+
+    @torch.no_grad()
+    def reference_probabilities(
+            self, image: Tensor,
+            image_sizes: Sequence[Tuple[int, int]]) -> List[Tensor]:
+        """mmseg's own ``predict`` of the reference segmentor: the
+        probability maps at the images' own sizes.
+
+        ``encode_decode`` at the model size, the logits resized bilinearly
+        to each image's size (``postprocess_result``), then the sigmoid
+        (one channel) or the softmax (for two classes, the foreground's
+        channel).
+
+        Args:
+            image: ``N x H x W x 3`` uint8 RGB graph input.
+            image_sizes: ``(H_i, W_i)`` of the ``N`` original images.
+
+        Returns:
+            ``K x H_i x W_i`` float32 maps.
+        """
+        from mmseg.structures import SegDataSample
+        h, w = self.spec.input_size
+        samples = [
+            SegDataSample(
+                metainfo=dict(
+                    img_shape=(h, w),
+                    pad_shape=(h, w),
+                    ori_shape=tuple(size))) for size in image_sizes
+        ]
+        results = self.reference.predict(self.normalize(image), samples)
+        maps = []
+        for result in results:
+            data = result.seg_logits.data
+            if data.shape[0] > 1:  # mmseg keeps raw logits for softmax
+                data = data.softmax(dim=0)
+                data = data[1:2] if self.spec.binary else data
+            maps.append(data)
+        return maps
 
 
 def build_deploy_model(
         config: str,
         checkpoint: Optional[str] = None,
-        shape: Optional[Sequence[int]] = None
-) -> Tuple[DeployModel, DeploySpec]:
+        shape: Optional[Sequence[int]] = None,
+        output: str = 'logits',
+        rewrite: bool = True) -> Tuple[DeployModel, DeploySpec]:
     """Build the deployed model of a config, with its weights.
 
     Args:
         config: A segmentor, exported student or KDAS distiller config.
         checkpoint: Its checkpoint; None keeps random weights (benchmarks).
         shape: ``(H, W)`` input size; by default the test pipeline's.
+        output: ``'logits'`` (the head's logits before its final resize;
+            segmentors whose head :func:`~mmseg_kdas.deployment.rewrites.
+            supports_lowres` does not know fall back to ``'prob'``) or
+            ``'prob'`` (:class:`DeployModel`).
+        rewrite: Apply :func:`~mmseg_kdas.deployment.rewrites.
+            rewrite_for_deploy` (the reference is kept as
+            :attr:`DeployModel.reference`).
 
     Returns:
         ``(model, spec)``, the model in eval mode on the CPU.
     """
+    if output not in OUTPUT_KINDS:
+        raise ValueError(f'output must be one of {OUTPUT_KINDS}, got '
+                         f'{output!r}')
     cfg = load_segmentor_config(config)
     segmentor = build_segmentor(cfg, config)
     if checkpoint is not None:
@@ -308,5 +412,10 @@ def build_deploy_model(
     spec = deploy_spec(cfg, segmentor, shape, config)
     spec.source = dict(
         config=osp.abspath(config),
-        checkpoint=osp.abspath(checkpoint) if checkpoint else None)
-    return DeployModel(segmentor, spec).eval(), spec
+        checkpoint=osp.abspath(checkpoint) if checkpoint else None,
+        rewrites=bool(rewrite))
+    deployed = rewrite_for_deploy(segmentor) if rewrite else segmentor
+    if output == 'logits' and supports_lowres(segmentor):
+        spec.output_kind, spec.output_name = 'logits', 'logits'
+        spec.output_size = output_size(deployed, spec.input_size)
+    return DeployModel(deployed, spec, reference=segmentor).eval(), spec

@@ -7,16 +7,27 @@ configs: ``LoadImageFromFile`` (OpenCV, BGR) and ``Resize`` to the model
 size without keeping the aspect ratio (``mmcv.imresize``, bilinear, with
 the pipeline's backend); the graph then converts to float and normalises
 (``SegDataPreProcessor``). On the way back the probability map is resized
-to the image size (bilinear) and thresholded.
+to the image size and thresholded.
 
-One difference from ``mmseg``'s own ``postprocess_result`` is kept on
-purpose: mmseg resizes the *logits* to the image size and then applies the
-sigmoid, whereas the exported graph ends with the sigmoid (so that a
-caller gets probabilities), and the probability map is resized. Both maps
-agree at the model size; at the image size the mask boundary can move by
-a fraction of a pixel.
+A ``'logits'`` graph (the default export) gives the head's logits before
+its final resize; :func:`postprocess` then does what mmseg's ``predict``
+does after the network, in one step: the head resizes its logits
+bilinearly to the model size and ``postprocess_result`` resizes those to
+the image size, then applies the sigmoid. Each bilinear resize is a linear
+map along each axis (a matrix, :func:`bilinear_matrix`), so the two
+resizes are one product of two small matrices per axis,
+``A_h @ logits @ A_w.T`` (:func:`resize_matrices`): the probability map is
+computed once, at the image size, and equals mmseg's up to float32
+rounding. The mask needs no sigmoid: ``sigmoid(z) > t`` is ``z > log(t /
+(1 - t))``.
+
+A ``'prob'`` graph (``--output prob``) ends with the sigmoid at the model
+size and its map is resized (bilinear): unlike mmseg, which resizes the
+logits, so that mask boundaries can move by a fraction of a pixel.
 """
-from typing import Sequence, Tuple
+import functools
+import math
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import mmcv
@@ -25,8 +36,8 @@ import numpy as np
 from .spec import DeploySpec
 
 __all__ = [
-    'read_image', 'preprocess', 'postprocess', 'probability_to_uint8',
-    'draw_overlay'
+    'read_image', 'preprocess', 'bilinear_matrix', 'resize_matrices',
+    'resize_logits', 'postprocess', 'probability_to_uint8', 'draw_overlay'
 ]
 
 
@@ -72,25 +83,139 @@ def preprocess(images_bgr: Sequence[np.ndarray],
     return batch
 
 
-def postprocess(prob: np.ndarray, image_size: Tuple[int, int],
-                spec: DeploySpec) -> Tuple[np.ndarray, np.ndarray]:
+def bilinear_matrix(src: int, dst: int, align_corners: bool) -> np.ndarray:
+    """The ``dst x src`` matrix of a 1-D bilinear resize, as torch does it.
+
+    ``F.interpolate(mode='bilinear')`` along one axis (no antialiasing,
+    the coordinate rule of ``align_corners``, source positions in float32
+    as torch's CPU kernel computes them; for ``False`` the scale is
+    ``src / dst``, which is also that of an integer ``scale_factor`` whose
+    product is ``dst``).
+
+    Args:
+        src: Input length.
+        dst: Output length.
+        align_corners: As ``F.interpolate``'s.
+
+    Returns:
+        float64 matrix ``M`` with ``resized = M @ signal``.
+    """
+    # source positions in float32, as torch's CPU kernel computes them
+    out = np.arange(dst, dtype=np.float32)
+    if align_corners:
+        scale = np.float32((src - 1) / (dst - 1) if dst > 1 else 0.0)
+        pos = out * scale
+    else:
+        scale = np.float32(src / dst)
+        pos = np.maximum((out + np.float32(0.5)) * scale - np.float32(0.5),
+                         np.float32(0))
+    i0 = np.minimum(np.floor(pos).astype(np.int64), src - 1)
+    i1 = np.minimum(i0 + 1, src - 1)
+    lam = (pos - i0.astype(np.float32)).astype(np.float64)
+    matrix = np.zeros((dst, src))
+    np.add.at(matrix, (np.arange(dst), i0), 1.0 - lam)
+    np.add.at(matrix, (np.arange(dst), i1), lam)
+    return matrix
+
+
+@functools.lru_cache(maxsize=32)
+def resize_matrices(
+        src: Tuple[int, int], steps: Tuple[Tuple[int, int], ...],
+        align_corners: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-axis matrices of bilinear resizes done one after the other.
+
+    Args:
+        src: ``(h, w)`` of the map.
+        steps: The sizes ``(H, W)`` it is resized to, in order.
+        align_corners: Of every step.
+
+    Returns:
+        float32 ``(A_h, A_w)``, ``A_h`` of ``H_last x h`` and ``A_w`` of
+        ``W_last x w``: ``A_h @ map @ A_w.T`` is the last resize's result.
+    """
+    rows, cols = np.eye(src[0]), np.eye(src[1])
+    size = tuple(src)
+    for step in steps:
+        rows = bilinear_matrix(size[0], step[0], align_corners) @ rows
+        cols = bilinear_matrix(size[1], step[1], align_corners) @ cols
+        size = tuple(step)
+    return rows.astype(np.float32), cols.astype(np.float32)
+
+
+def resize_logits(logits: np.ndarray, image_size: Tuple[int, int],
+                  spec: DeploySpec) -> np.ndarray:
+    """A ``'logits'`` graph output at the image size, as mmseg resizes it.
+
+    Args:
+        logits: ``K x h x w`` output for one image.
+        image_size: ``(H, W)`` of the original image.
+        spec: The model's spec (sizes, ``align_corners``).
+
+    Returns:
+        ``K x H x W`` float32: the head's resize to the model size then
+        mmseg's to the image size, as one linear map.
+    """
+    rows, cols = resize_matrices(spec.output_size,
+                                 (spec.input_size, tuple(image_size)),
+                                 spec.align_corners)
+    return np.stack([rows @ channel @ cols.T for channel in logits])
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    out = np.negative(z)
+    with np.errstate(over='ignore'):  # exp(-z) = inf: sigmoid 0
+        np.exp(out, out=out)
+    out += 1
+    return np.reciprocal(out, out=out)
+
+
+def _logit(p: float) -> float:
+    """``z`` with ``sigmoid(z) = p`` (infinite at 0 and 1)."""
+    if p <= 0 or p >= 1:
+        return -math.inf if p <= 0 else math.inf
+    return math.log(p / (1 - p))
+
+
+def postprocess(output: np.ndarray,
+                image_size: Tuple[int, int],
+                spec: DeploySpec,
+                with_prob: bool = True
+                ) -> Tuple[Optional[np.ndarray], np.ndarray]:
     """Probability map and mask of one image at its own size.
 
     Args:
-        prob: ``K x h x w`` output of the graph for one image.
+        output: ``K x h x w`` output of the graph for one image
+            (probabilities or logits, after ``spec.output_kind``).
         image_size: ``(H, W)`` of the original image.
         spec: The model's spec (threshold, binary or not).
+        with_prob: Compute the probability map; without it a binary
+            ``'logits'`` output is only thresholded (no sigmoid).
 
     Returns:
         ``(prob, mask)`` at ``H x W``: for a binary model the float32
         foreground probability and a uint8 mask of 0 / 255; otherwise the
-        ``H x W x K`` float32 softmax and the uint8 label map.
+        ``H x W x K`` float32 softmax and the uint8 label map. ``prob`` is
+        None when not asked for and not computed on the way.
     """
-    if prob.ndim != 3 or prob.shape[0] != spec.out_channels:
-        raise ValueError(f'expected a {spec.out_channels} x h x w map, got '
-                         f'shape {prob.shape}')
+    expected = (spec.out_channels, *spec.output_size)
+    if output.ndim != 3 or tuple(output.shape) != expected:
+        raise ValueError(f'expected a {" x ".join(map(str, expected))} '
+                         f'{spec.output_kind} map, got shape {output.shape}')
     h, w = image_size
-    chw = np.ascontiguousarray(prob.transpose(1, 2, 0), np.float32)
+    if spec.output_kind == 'logits':
+        logits = resize_logits(output, image_size, spec)
+        if spec.binary:
+            mask = cv2.compare(logits[0], _logit(spec.threshold),
+                               cv2.CMP_GT)
+            return (_sigmoid(logits[0]) if with_prob else None), mask
+        labels = logits.argmax(axis=0).astype(np.uint8)
+        if not with_prob:
+            return None, labels
+        logits -= logits.max(axis=0, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=0, keepdims=True)
+        return np.ascontiguousarray(logits.transpose(1, 2, 0)), labels
+    chw = np.ascontiguousarray(output.transpose(1, 2, 0), np.float32)
     resized = cv2.resize(chw, (w, h), interpolation=cv2.INTER_LINEAR)
     if spec.binary:
         resized = resized.reshape(h, w)

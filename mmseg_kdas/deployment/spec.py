@@ -10,18 +10,34 @@ The contract of an exported graph:
 
 - input ``image``: ``uint8``, ``N x H x W x 3``, RGB, at the model size
   ``H x W`` (batch size free); mean / std are applied inside the graph;
-- output ``prob``: ``float32``, ``N x K x H x W``: for a binary model
-  (one sigmoid logit, or two softmax classes) ``K = 1``, the probability of
-  the foreground class; for more classes ``K = C``, the softmax;
+- output, one of two kinds (:attr:`DeploySpec.output_kind`):
+
+  - ``'logits'`` (what ``tools/deployment/pytorch2onnx.py`` exports by
+    default), output ``logits``: ``float32``, ``N x K x h x w``, the decode
+    head's logits *before* its final upsampling (``h x w`` =
+    :attr:`DeploySpec.output_size`, e.g. stride 8 for Polyp-PVT, whose
+    ``P1 + P2`` is added there); for a binary model ``K = 1`` (the sigmoid
+    logit, or for two softmax classes the difference of the two logits),
+    for more classes ``K = C``. The caller resizes them to the image size
+    as mmseg does (bilinear to ``H x W``, then to the image size, with
+    :attr:`DeploySpec.align_corners`; one separable linear map does both,
+    :func:`~mmseg_kdas.deployment.pipeline.postprocess`), then applies the
+    sigmoid / softmax: mmseg's own ``predict``;
+  - ``'prob'`` (``--output prob``; the only kind of format version 1),
+    output ``prob``: ``float32``, ``N x K x H x W``: for a binary model
+    ``K = 1``, the probability of the foreground class; for more classes
+    ``K = C``, the softmax; the caller resizes it to the image size
+    (bilinear);
 - a caller resizes each image to ``H x W`` as the config's test pipeline
   does (:attr:`DeploySpec.resize_backend`, bilinear), runs the graph,
-  resizes ``prob`` back to the image size (bilinear) and takes
-  ``prob > threshold`` (binary) or the argmax (more classes).
+  and takes ``prob > threshold`` (binary) or the argmax (more classes).
 """
 import json
 import os.path as osp
 from dataclasses import asdict, dataclass, field
-from typing import List, Tuple
+from typing import List, Optional, Tuple
+
+from mmseg_kdas.utils.atomic import atomic_write_text
 
 __all__ = ['DeploySpec', 'METADATA_KEY', 'sidecar_path']
 
@@ -29,7 +45,9 @@ __all__ = ['DeploySpec', 'METADATA_KEY', 'sidecar_path']
 METADATA_KEY = 'mmseg_kdas.deploy_spec'
 
 _FORMAT = 'mmseg-kdas-deploy'
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+#: Kinds of graph output (see the module docstring).
+OUTPUT_KINDS = ('logits', 'prob')
 
 
 @dataclass
@@ -51,9 +69,15 @@ class DeploySpec:
         classes: Class names, background first.
         resize_backend: ``'cv2'`` or ``'pillow'``, as the test pipeline's
             ``Resize`` (bilinear, aspect ratio not kept).
-        align_corners: Of the model's own logit resizing (informative).
+        align_corners: Of the model's own logit resizing, which a caller
+            of a ``'logits'`` graph reproduces.
         input_name: Name of the graph input.
-        output_name: Name of the graph output.
+        output_name: Name of the graph output (``'prob'`` or
+            ``'logits'``, after :attr:`output_kind`).
+        output_kind: ``'prob'`` (probabilities at ``input_size``) or
+            ``'logits'`` (the head's logits before its final resize).
+        output_size: ``(h, w)`` of the graph output (``input_size`` for
+            ``'prob'``).
         source: Where the model came from (config, checkpoint, versions).
     """
     input_size: Tuple[int, int]
@@ -71,12 +95,28 @@ class DeploySpec:
     input_name: str = 'image'
     output_name: str = 'prob'
     source: dict = field(default_factory=dict)
+    output_kind: str = 'prob'
+    output_size: Optional[Tuple[int, int]] = None
 
     def __post_init__(self) -> None:
         self.input_size = tuple(int(s) for s in self.input_size)
         if len(self.input_size) != 2 or min(self.input_size) < 1:
             raise ValueError(
                 f'input_size must be (H, W), got {self.input_size}')
+        if self.output_kind not in OUTPUT_KINDS:
+            raise ValueError(f'output_kind must be one of {OUTPUT_KINDS}, '
+                             f'got {self.output_kind!r}')
+        if self.output_size is None:
+            self.output_size = self.input_size
+        self.output_size = tuple(int(s) for s in self.output_size)
+        if len(self.output_size) != 2 or min(self.output_size) < 1:
+            raise ValueError(
+                f'output_size must be (h, w), got {self.output_size}')
+        if self.output_kind == 'prob' and \
+                self.output_size != self.input_size:
+            raise ValueError(
+                f"a 'prob' output has the input size {self.input_size}, "
+                f'got output_size {self.output_size}')
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError('mean and std need 3 values (one per channel), '
                              f'got {self.mean} and {self.std}')
@@ -104,20 +144,34 @@ class DeploySpec:
     def to_dict(self) -> dict:
         """The spec as the JSON sidecar holds it (with a readable layout)."""
         h, w = self.input_size
+        oh, ow = self.output_size
         record = dict(format=_FORMAT, format_version=_FORMAT_VERSION)
         record.update(asdict(self))
         record['input_size'] = [h, w]
+        record['output_size'] = [oh, ow]
         record['mean_std_in_graph'] = True
+        mask = (f'mask = prob > {self.threshold}'
+                if self.binary else 'label = argmax over channels')
+        if self.output_kind == 'prob':
+            output = ('probability of the foreground class'
+                      if self.binary else 'softmax over the classes')
+            postprocess = f'resize prob to the image size (bilinear), {mask}'
+        else:
+            output = 'logits before the final resize: ' + (
+                'the foreground logit (sigmoid)' if self.binary else
+                'one per class (softmax)')
+            postprocess = (
+                f'resize the logits bilinearly (align_corners='
+                f'{self.align_corners}) to [{h}, {w}], then to the image '
+                'size (one separable linear map does both), then ' +
+                ('prob = sigmoid' if self.binary else 'prob = softmax') +
+                f', {mask}')
         record['layout'] = dict(
             input=f'{self.input_name}: uint8 [N, {h}, {w}, 3] RGB 0-255 '
             '(NHWC); mean/std are applied inside the graph',
             output=f'{self.output_name}: float32 [N, {self.out_channels}, '
-            f'{h}, {w}] (NCHW), ' +
-            ('probability of the foreground class' if self.binary else
-             'softmax over the classes'),
-            postprocess='resize prob to the image size (bilinear), then ' +
-            (f'mask = prob > {self.threshold}'
-             if self.binary else 'label = argmax over channels'))
+            f'{oh}, {ow}] (NCHW), {output}',
+            postprocess=postprocess)
         return record
 
     def to_json(self) -> str:
@@ -142,9 +196,8 @@ class DeploySpec:
         return cls(**{k: v for k, v in record.items() if k in names})
 
     def save(self, path: str) -> None:
-        """Write the JSON sidecar."""
-        with open(path, 'w') as f:
-            f.write(self.to_json() + '\n')
+        """Write the JSON sidecar (atomically)."""
+        atomic_write_text(path, self.to_json() + '\n')
 
     @classmethod
     def load(cls, path: str) -> 'DeploySpec':

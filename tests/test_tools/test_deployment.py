@@ -25,12 +25,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT, write_binary_dataset
+from deploy_helpers import (PREPROCESSOR, SIZE, calibrate_batch_norm,
+                            config_for, softmax_segformer, tiny_polyp_pvt)
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import TRANSFORMS
 from mmseg.structures import SegDataSample
 
-from mmseg_kdas import testing
 from mmseg_kdas.deployment import DeploySpec, build_predictor, infer
 from mmseg_kdas.deployment.backends import read_onnx_spec
 from mmseg_kdas.deployment.export import max_abs_difference
@@ -39,62 +40,6 @@ from mmseg_kdas.deployment.model import (DeployModel, build_deploy_model,
                                          deploy_spec, load_segmentor_weights)
 from mmseg_kdas.deployment.pipeline import postprocess, preprocess, read_image
 from mmseg_kdas.testing import tiny_binary_segformer
-
-SIZE = 64
-DIMS = [16, 32, 80, 128]
-PREPROCESSOR = dict(testing.TEST_PREPROCESSOR, test_cfg=dict(size_divisor=32))
-
-
-def tiny_polyp_pvt() -> dict:
-    return testing.tiny_polyp_pvt(
-        DIMS, 16, mlp_ratio=4, data_preprocessor=PREPROCESSOR)
-
-
-def softmax_segformer() -> dict:
-    model = tiny_binary_segformer(PREPROCESSOR)
-    model['decode_head'].update(
-        out_channels=2,
-        threshold=None,
-        loss_decode=dict(type='CrossEntropyLoss'))
-    return model
-
-
-def config_for(model: dict, data_root: str) -> Config:
-    """A test config: the model and a 64 x 64 pillow test pipeline."""
-    pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(SIZE, SIZE), keep_ratio=False,
-             backend='pillow'),
-        dict(type='PackSegInputs')
-    ]
-    return Config(
-        dict(
-            custom_imports=dict(imports=['mmseg_kdas']),
-            default_scope='mmseg',
-            model=model,
-            test_dataloader=dict(
-                batch_size=1,
-                dataset=dict(
-                    type='PolypDataset',
-                    data_root=data_root,
-                    data_prefix=dict(img_path='images', seg_map_path='masks'),
-                    pipeline=pipeline))))
-
-
-def calibrate_batch_norm(model: torch.nn.Module, images: np.ndarray) -> None:
-    """Set every BN's statistics to those of ``images`` (N x H x W x 3)."""
-    norms = [m for m in model.modules()
-             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().flip(1)
-    x = (x - torch.tensor(PREPROCESSOR['mean']).view(1, 3, 1, 1)) / \
-        torch.tensor(PREPROCESSOR['std']).view(1, 3, 1, 1)
-    model.train()
-    with torch.no_grad():
-        model(x, mode='tensor')
-    model.eval()
 
 
 def run_tool(monkeypatch, tool: str, *args) -> int:
@@ -250,6 +195,23 @@ def test_spec_round_trip_and_errors(tmp_path):
     (tmp_path / 'other.json').write_text('{"format": "x"}')
     with pytest.raises(ValueError, match='other.json'):
         DeploySpec.load(str(tmp_path / 'other.json'))
+    logits = DeploySpec(input_size=(352, 352), mean=[0] * 3, std=[1] * 3,
+                        output_kind='logits', output_name='logits',
+                        output_size=(44, 44))
+    assert DeploySpec.from_dict(logits.to_dict()) == logits
+    assert '[N, 1, 44, 44]' in logits.to_dict()['layout']['output']
+    # a file of format version 1 (no output kind) holds probabilities
+    old = spec.to_dict()
+    old['format_version'] = 1
+    for key in ('output_kind', 'output_size'):
+        del old[key]
+    assert DeploySpec.from_dict(old).output_kind == 'prob'
+    with pytest.raises(ValueError, match='output_kind'):
+        DeploySpec(input_size=(8, 8), mean=[0] * 3, std=[1] * 3,
+                   output_kind='features')
+    with pytest.raises(ValueError, match="'prob' output has the input size"):
+        DeploySpec(input_size=(8, 8), mean=[0] * 3, std=[1] * 3,
+                   output_size=(4, 4))
 
 
 def test_spec_needs_a_size(images_dir):
@@ -310,13 +272,20 @@ def test_export_and_verify(exported):
     assert sidecar['mean_std_in_graph'] is True
     assert sidecar['threshold'] == 0.5
     assert sidecar['classes'] == ['background', 'polyp']
+    assert sidecar['format_version'] == 2
+    assert sidecar['output_kind'] == 'logits'
+    assert sidecar['output_size'] == [SIZE // 8, SIZE // 8]  # stride 8
+    assert sidecar['source']['rewrites'] is True
     assert read_onnx_spec(onnx_path) == DeploySpec.from_dict(sidecar)
+    assert 'logits output' in exported['log']
+    assert 'mask pixels that differ: 0 of' in exported['log']
 
     import onnx
     graph = onnx.load(onnx_path).graph
     dims = [d.dim_param or d.dim_value
             for d in graph.input[0].type.tensor_type.shape.dim]
     assert isinstance(dims[0], str) and dims[1:] == [SIZE, SIZE, 3]
+    assert [o.name for o in graph.output] == ['logits']
 
     # parity with the checkpoint's weights, one image and a batch of five
     model, spec = build_deploy_model(exported['config'],
@@ -345,7 +314,16 @@ def test_verify_needs_real_images(exported, monkeypatch, capsys):
 def model_args(exported, backend):
     if backend == 'pytorch':
         return [exported['config'], exported['checkpoint']]
+    if backend == 'openvino':
+        return [exported['onnx'], '--backend', 'openvino']
     return [exported['onnx']]
+
+
+def predictor_of(exported, backend):
+    if backend == 'pytorch':
+        return build_predictor(
+            exported['config'], exported['checkpoint'], threads=1)
+    return build_predictor(exported['onnx'], backend=backend, threads=1)
 
 
 @pytest.fixture(scope='module')
@@ -360,7 +338,7 @@ def folder_with_corrupt_file(tmp_path_factory, images_dir):
     return folder
 
 
-@pytest.mark.parametrize('backend', ['pytorch', 'onnxruntime'])
+@pytest.mark.parametrize('backend', ['pytorch', 'onnxruntime', 'openvino'])
 def test_infer_folder_with_a_corrupt_file(exported, folder_with_corrupt_file,
                                           backend, tmp_path, monkeypatch,
                                           capsys):
@@ -395,17 +373,85 @@ def test_infer_folder_with_a_corrupt_file(exported, folder_with_corrupt_file,
 def test_backends_agree_on_masks(exported, folder_with_corrupt_file,
                                  tmp_path):
     masks = {}
-    for backend in ('pytorch', 'onnxruntime'):
-        predictor = build_predictor(
-            *model_args(exported, backend), threads=1)
-        infer(str(folder_with_corrupt_file), predictor,
+    for backend in ('pytorch', 'onnxruntime', 'openvino'):
+        infer(str(folder_with_corrupt_file), predictor_of(exported, backend),
               str(tmp_path / backend), progress=False)
         masks[backend] = [
             cv2.imread(str(tmp_path / backend / 'masks' / f'img{i}.png'), 0)
             for i in range(3)
         ]
-    for a, b in zip(masks['pytorch'], masks['onnxruntime']):
-        assert (a != b).mean() <= 0.001
+    for backend in ('onnxruntime', 'openvino'):
+        for a, b in zip(masks['pytorch'], masks[backend]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_openvino_agrees_with_onnxruntime(exported):
+    """float32: graph outputs and probability maps within 1e-4."""
+    ort = predictor_of(exported, 'onnxruntime')
+    ov = build_predictor(exported['onnx'], backend='openvino', threads=1,
+                         precision='f32')
+    assert ov.precision == 'f32' and ov.compiled_precision() == 'f32'
+    assert ov.spec == ort.spec and ov.spec.output_kind == 'logits'
+    images = np.random.default_rng(6).integers(0, 256, (3, SIZE, SIZE, 3),
+                                               dtype=np.uint8)
+    for batch in (images[:1], images):
+        expected, actual = ort(batch), ov(batch)
+        assert actual.shape == expected.shape == (len(batch), 1,
+                                                  *ov.spec.output_size)
+        assert np.abs(actual - expected).max() <= 1e-4
+        for a, e in zip(actual, expected):
+            prob_a, _ = postprocess(a, (50, 30), ov.spec)
+            prob_e, _ = postprocess(e, (50, 30), ov.spec)
+            assert np.abs(prob_a - prob_e).max() <= 1e-4
+
+
+def test_openvino_precision(monkeypatch):
+    from mmseg_kdas.deployment import backends
+    native = backends.openvino_native_bf16()
+    assert backends.openvino_precision('auto') == ('bf16' if native else
+                                                   'f32')
+    assert backends.openvino_precision('f32') == 'f32'
+    monkeypatch.setattr(backends, 'openvino_native_bf16', lambda core=None:
+                        False)
+    assert backends.openvino_precision('auto') == 'f32'
+    with pytest.raises(ValueError, match='no native bfloat16'):
+        backends.openvino_precision('bf16')
+    with pytest.raises(ValueError, match='precision must be one of'):
+        backends.openvino_precision('f16')
+
+
+def test_precision_needs_openvino(exported):
+    with pytest.raises(ValueError, match='only the openvino backend'):
+        build_predictor(exported['onnx'], precision='bf16')
+
+
+def test_compare_precision_tool(exported, images_dir, tmp_path, monkeypatch,
+                                capsys):
+    from mmseg_kdas.deployment.backends import openvino_native_bf16
+    out = tmp_path / 'result.json'
+    status = run_tool(monkeypatch, 'tools/analysis_tools/compare_precision.py',
+                      exported['onnx'], '--images',
+                      osp.join(images_dir, 'images'), '--threads', 1,
+                      '--max-change', 1, '--out', out)
+    captured = capsys.readouterr()
+    if not openvino_native_bf16():
+        assert status != 0
+        assert 'no native bfloat16' in captured.out + captured.err
+        return
+    assert status == 0, captured.out + captured.err
+    assert '6 images: mean Dice float32' in captured.out
+    with open(out) as f:
+        result = json.load(f)
+    assert result['images'] == 6
+    assert result['mdice_change'] == pytest.approx(
+        result['mdice_bf16'] - result['mdice_f32'])
+    assert 0 <= result['mdice_f32'] <= 1 and result['bf16_acceptable']
+    # a bar of -1 Dice cannot be met
+    status = run_tool(monkeypatch, 'tools/analysis_tools/compare_precision.py',
+                      exported['onnx'], '--images',
+                      osp.join(images_dir, 'images'), '--threads', 1,
+                      '--max-change', -1)
+    assert status == 1
 
 
 def write_video(path: str, frames: int = 10, size=(48, 64)) -> None:
@@ -433,7 +479,7 @@ def count_frames(path: str):
     return frames, shape
 
 
-@pytest.mark.parametrize('backend', ['pytorch', 'onnxruntime'])
+@pytest.mark.parametrize('backend', ['pytorch', 'onnxruntime', 'openvino'])
 def test_infer_video(exported, backend, tmp_path, monkeypatch):
     video = str(tmp_path / 'clip.avi')
     write_video(video)
@@ -487,3 +533,6 @@ def test_predictor_errors(exported):
     with pytest.raises(ValueError, match='export the config first'):
         build_predictor(exported['config'], exported['checkpoint'],
                         backend='onnxruntime')
+    with pytest.raises(ValueError, match='openvino backend runs an .onnx'):
+        build_predictor(exported['config'], exported['checkpoint'],
+                        backend='openvino')

@@ -1,33 +1,41 @@
-"""PyTorch and ONNX Runtime side by side: latency, throughput, video FPS.
+"""PyTorch, ONNX Runtime and OpenVINO side by side: latency, video FPS.
 
     python tools/analysis_tools/benchmark_deploy.py CFG [CFG ...]
         [--checkpoints CKPT ...] [--size 352] [--batch-sizes 1 16]
         [--threads 2] [--warmup 2] [--repeats 5] [--ort-level all]
-        [--video FILE | --video-from IMAGE_DIR [--video-frames 100]
-         [--video-size W H]] [--profile] [--work-dir DIR]
+        [--backends pytorch onnxruntime openvino] [--precisions f32 bf16]
+        [--plain] [--video FILE | --video-from IMAGE_DIR
+         [--video-frames 100] [--video-size W H]] [--profile]
+        [--work-dir DIR]
 
-Each config's deployed model (for a KDAS config, its student) is measured
-twice on the CPU with the same number of threads: as
-:class:`~mmseg_kdas.deployment.DeployModel` in PyTorch (``inference_mode``)
-and exported to ONNX (``tools/deployment/pytorch2onnx.py``'s export) in
-ONNX Runtime (all graph optimisations, sequential execution). Both run the
-whole inference the deployment ships: uint8 RGB in, normalisation, the
-network, the head's fusion, the sigmoid, probabilities out. Latency is the
+Each config's deployed model (for a KDAS config, its student) is exported
+as ``tools/deployment/pytorch2onnx.py`` does by default (deploy-only
+rewrites, the head's logits before its final upsampling) and measured on
+the CPU with the same number of threads under each backend: PyTorch
+(:class:`~mmseg_kdas.deployment.DeployModel`, ``inference_mode``), ONNX
+Runtime (all graph optimisations, sequential execution) and OpenVINO
+(latency hint, one stream, a model compiled per batch size) in each of
+``--precisions`` (float32; bfloat16 only where the CPU has it natively).
+uint8 RGB in, normalisation, the network, logits out. Latency is the
 median of ``repeats`` runs after ``warmup`` (random images); images/s =
 batch size / median. Weights are random unless ``--checkpoints`` are
 given (speed does not depend on them). The first config is the reference
-of the speed-up column (e.g. teacher first: how much faster the student
-is under the same backend).
+of the speed-up column (teacher first: how much faster the student is
+under the same backend and precision). ``--plain`` also measures the
+export of the modules as trained with the probability map at the model
+size (the graph before the rewrites) for comparison.
 
 With ``--video`` (or ``--video-from``, which writes a video of the images
 of a folder at ``--video-size``, 25 FPS), ``tools/infer.py`` is run on it
-with the last config under both backends (ONNX Runtime's threads spinning
-when idle, its default, and sleeping) and its end-to-end frames per second
-are reported (decoding, resizing, inference, mask PNGs, overlay,
-encoding). With ``--profile`` ONNX Runtime's per-operator profile of one
-image is summarised per model: share of the kernel time per operator type
-and per part of the network, and the implied milliseconds (share x the
-measured b1 latency).
+with the last config under every backend and precision measured and its
+end-to-end frames per second are reported (decoding, resizing, inference,
+the logits resized to the frame, mask PNGs, overlay, encoding), with the
+share of ``1000 / b1 latency`` it reaches. The run ends with the targets:
+last vs first model >= 5.0x under one backend and precision, the best
+b1 latency of the last model <= 25 ms, video >= 25 FPS end to end and
+>= 85 % of 1000 / b1 latency. With ``--profile``, ONNX Runtime's and
+OpenVINO's per-operator profiles of one image are summarised per model:
+share of the time per operator type and the implied milliseconds.
 """
 import argparse
 import json
@@ -35,13 +43,15 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
 
-from mmseg_kdas.deployment.backends import ort_session
+from mmseg_kdas.deployment.backends import (OnnxRuntimePredictor,
+                                            OpenVINOPredictor,
+                                            openvino_native_bf16)
 from mmseg_kdas.deployment.export import export_onnx
 from mmseg_kdas.deployment.inference import list_images
 from mmseg_kdas.deployment.model import build_deploy_model
@@ -49,6 +59,11 @@ from mmseg_kdas.deployment.pipeline import read_image
 from mmseg_kdas.utils.benchmark import count_flops, markdown_table, time_call
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+#: The targets of the deployment (issue 19).
+SPEEDUP_TARGET = 5.0
+LATENCY_TARGET_MS = 25.0
+VIDEO_FPS_TARGET = 25.0
+VIDEO_SHARE_TARGET = 0.85
 
 
 def parse_args():
@@ -63,13 +78,28 @@ def parse_args():
     parser.add_argument(
         '--batch-sizes', type=int, nargs='+', default=[1, 16])
     parser.add_argument(
-        '--threads', type=int, default=2, help='CPU threads of both')
+        '--threads', type=int, default=2, help='CPU threads of each')
+    parser.add_argument(
+        '--backends',
+        nargs='+',
+        choices=['pytorch', 'onnxruntime', 'openvino'],
+        default=['pytorch', 'onnxruntime', 'openvino'])
+    parser.add_argument(
+        '--precisions',
+        nargs='+',
+        choices=['f32', 'bf16'],
+        default=None,
+        help="OpenVINO's (default: f32, and bf16 where native)")
     parser.add_argument(
         '--ort-level',
         choices=['all', 'extended', 'basic', 'none'],
         default='all',
         help="ONNX Runtime's graph optimisations ('extended': without the "
         'NCHWc layout of convolutions)')
+    parser.add_argument(
+        '--plain',
+        action='store_true',
+        help='also measure the export without rewrites (prob output)')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--video', help='video for the end-to-end FPS')
@@ -86,7 +116,7 @@ def parse_args():
     parser.add_argument(
         '--profile',
         action='store_true',
-        help="ONNX Runtime's operator profile of each model (batch 1)")
+        help="ONNX Runtime's and OpenVINO's operator profiles (batch 1)")
     parser.add_argument(
         '--work-dir',
         default='work_dirs/benchmark_deploy',
@@ -94,6 +124,8 @@ def parse_args():
     args = parser.parse_args()
     if args.checkpoints and len(args.checkpoints) != len(args.configs):
         parser.error('give one checkpoint per config (or none)')
+    if 1 not in args.batch_sizes:
+        parser.error('--batch-sizes must include 1 (the targets are b1)')
     return args
 
 
@@ -110,31 +142,54 @@ def write_video(images: List[str], path: str, frames: int,
     writer.release()
 
 
-def measure(model, onnx_path: str, args) -> Dict[str, Dict[int, float]]:
-    """Median seconds per batch size, per backend."""
-    h, w = model.spec.input_size
-    session = ort_session(onnx_path, args.threads, level=args.ort_level)
-    names = model.spec.input_name, model.spec.output_name
-    cpu = torch.device('cpu')
-    times: Dict[str, Dict[int, float]] = dict(pytorch={}, onnxruntime={})
+def runners(model, onnx_path: str, args,
+            precisions: List[str]) -> Dict[Tuple[str, str], Callable]:
+    """``(backend, precision) -> fn(batch)`` for the selected backends."""
+    out: Dict[Tuple[str, str], Callable] = {}
+    if 'pytorch' in args.backends and model is not None:
+
+        def run_pytorch(batch: np.ndarray):
+            with torch.inference_mode():
+                return model(torch.from_numpy(batch))
+
+        out['pytorch', 'f32'] = run_pytorch
+    if 'onnxruntime' in args.backends:
+        out['onnxruntime', 'f32'] = OnnxRuntimePredictor(
+            onnx_path, args.threads, level=args.ort_level)
+    if 'openvino' in args.backends:
+        for precision in precisions:
+            out['openvino', precision] = OpenVINOPredictor(
+                onnx_path, args.threads, precision)
+    return out
+
+
+def measure(fn: Callable, size: int, args) -> Dict[int, float]:
+    """Median seconds per batch size."""
+    times = {}
     for bs in args.batch_sizes:
         batch = np.random.default_rng(0).integers(
-            0, 256, (bs, h, w, 3), dtype=np.uint8)
-        tensor = torch.from_numpy(batch)
-
-        def run_pytorch():
-            with torch.inference_mode():
-                model(tensor)
-
-        def run_onnxruntime():
-            session.run([names[1]], {names[0]: batch})
-
-        times['pytorch'][bs] = time_call(run_pytorch, cpu, args.warmup,
-                                         args.repeats)['median']
-        times['onnxruntime'][bs] = time_call(run_onnxruntime, cpu,
-                                             args.warmup,
-                                             args.repeats)['median']
+            0, 256, (bs, size, size, 3), dtype=np.uint8)
+        times[bs] = time_call(lambda: fn(batch), torch.device('cpu'),
+                              args.warmup, args.repeats)['median']
     return times
+
+
+def openvino_profile(onnx_path: str, precision: str, size: int, threads: int,
+                     runs: int = 10) -> Dict[str, float]:
+    """Share of OpenVINO's layer time per layer type (batch 1)."""
+    predictor = OpenVINOPredictor(onnx_path, threads, precision, profile=True)
+    batch = np.random.default_rng(0).integers(
+        0, 256, (1, size, size, 3), dtype=np.uint8)
+    predictor(batch)
+    totals: Dict[str, float] = {}
+    for _ in range(runs):
+        predictor(batch)
+        for key, us in predictor.layer_times().items():
+            totals[key] = totals.get(key, 0.0) + us
+    total = sum(totals.values()) or 1.0
+    return dict(
+        sorted(((k, v / total) for k, v in totals.items()),
+               key=lambda kv: -kv[1]))
 
 
 def video_fps(video: str, model_args: List[str], out_dir: str,
@@ -155,36 +210,62 @@ def video_fps(video: str, model_args: List[str], out_dir: str,
         return json.load(f)
 
 
+def _label(backend: str, precision: str) -> str:
+    return backend if backend != 'openvino' else f'openvino {precision}'
+
+
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)
     os.makedirs(args.work_dir, exist_ok=True)
+    precisions = args.precisions
+    if precisions is None and 'openvino' in args.backends:
+        precisions = ['f32'] + (['bf16'] if openvino_native_bf16() else [])
+    precisions = precisions or []
     checkpoints: List[Optional[str]] = [
         None if c in (None, 'none') else c
         for c in (args.checkpoints or [None] * len(args.configs))
     ]
+    variants = [('deployed', dict(output='logits', rewrite=True))]
+    if args.plain:
+        variants.append(('plain', dict(output='prob', rewrite=False)))
     results = []
     for config, checkpoint in zip(args.configs, checkpoints):
         name = osp.splitext(osp.basename(config))[0]
-        model, spec = build_deploy_model(config, checkpoint,
-                                         (args.size, args.size))
-        onnx_path = osp.join(args.work_dir, f'{name}.onnx')
-        export_onnx(model, onnx_path)
-        segmentor = model.segmentor
-        result = dict(
-            name=name,
-            config=config,
-            checkpoint=checkpoint,
-            onnx=onnx_path,
-            params=sum(p.numel() for p in segmentor.parameters()),
-            flops=count_flops(segmentor, args.size),
-            times=measure(model, onnx_path, args))
-        if args.profile:
-            from mmseg_kdas.deployment.profile import operator_shares
-            batch = np.random.default_rng(0).integers(
-                0, 256, (1, args.size, args.size, 3), dtype=np.uint8)
-            result['profile'] = operator_shares(
-                onnx_path, batch, args.threads, level=args.ort_level)
+        result = dict(name=name, config=config, checkpoint=checkpoint,
+                      times={}, onnx={}, profile={})
+        for variant, options in variants:
+            model, spec = build_deploy_model(config, checkpoint,
+                                             (args.size, args.size),
+                                             **options)
+            onnx_path = osp.join(args.work_dir, f'{name}_{variant}.onnx')
+            export_onnx(model, onnx_path)
+            result['onnx'][variant] = onnx_path
+            if variant == 'deployed':
+                segmentor = model.reference
+                result['params'] = sum(
+                    p.numel() for p in segmentor.parameters())
+                result['flops'] = count_flops(segmentor, args.size)
+            fns = runners(model if variant == 'deployed' else None,
+                          onnx_path, args, precisions)
+            for key, fn in fns.items():
+                result['times'][(variant, ) + key] = measure(
+                    fn, args.size, args)
+            del fns
+            if args.profile and variant == 'deployed':
+                from mmseg_kdas.deployment.profile import operator_shares
+                batch = np.random.default_rng(0).integers(
+                    0, 256, (1, args.size, args.size, 3), dtype=np.uint8)
+                if 'onnxruntime' in args.backends:
+                    result['profile']['onnxruntime', 'f32'] = \
+                        operator_shares(onnx_path, batch, args.threads,
+                                        level=args.ort_level)['op_type']
+                if 'openvino' in args.backends:
+                    for precision in precisions:
+                        result['profile']['openvino', precision] = \
+                            openvino_profile(onnx_path, precision,
+                                             args.size, args.threads)
         if checkpoint is None:  # for tools/infer.py's PyTorch backend
             checkpoint = osp.join(args.work_dir, f'{name}_random.pth')
             torch.save(dict(state_dict=segmentor.state_dict()), checkpoint)
@@ -193,33 +274,40 @@ def main():
         print(f'measured {name}', flush=True)
 
     import onnxruntime
-    header = ['model', 'backend', 'params (M)', 'GFLOPs']
+    versions = (f'torch {torch.__version__}, onnxruntime '
+                f'{onnxruntime.__version__}')
+    if 'openvino' in args.backends:
+        import openvino
+        versions += f', openvino {openvino.get_version()}'
+    header = ['model', 'graph', 'backend', 'params (M)', 'GFLOPs']
     for bs in args.batch_sizes:
         header += [f'b{bs} ms', f'b{bs} img/s']
     header += ['b1 vs PyTorch', f'b1 vs {results[0]["name"]}']
     rows = []
     first = results[0]['times']
-    bs0 = args.batch_sizes[0]
     for result in results:
-        for backend in ('pytorch', 'onnxruntime'):
-            times = result['times'][backend]
+        times_of = result['times']
+        for key, times in times_of.items():
+            variant, backend, precision = key
             row = [
-                result['name'], backend, f'{result["params"] / 1e6:.2f}',
+                result['name'], variant,
+                _label(backend, precision), f'{result["params"] / 1e6:.2f}',
                 f'{result["flops"] / 1e9:.2f}'
             ]
             for bs in args.batch_sizes:
                 row += [f'{times[bs] * 1e3:.1f}', f'{bs / times[bs]:.1f}']
-            row += [
-                f'{result["times"]["pytorch"][bs0] / times[bs0]:.2f}x',
-                f'{first[backend][bs0] / times[bs0]:.2f}x'
-            ]
+            torch_b1 = times_of.get(('deployed', 'pytorch', 'f32'), {}).get(1)
+            row.append(f'{torch_b1 / times[1]:.2f}x' if torch_b1 else '-')
+            ref = first.get(key, {}).get(1)
+            row.append(f'{ref / times[1]:.2f}x' if ref else '-')
             rows.append(row)
-    print(f'\nInput {args.size}x{args.size}, uint8 RGB to probabilities; '
-          f'{args.threads} CPU threads for both backends (torch '
-          f'{torch.__version__}, onnxruntime {onnxruntime.__version__}, '
+    print(f'\nInput {args.size}x{args.size}, uint8 RGB in; graph '
+          '"deployed": rewrites, logits before the final upsampling out; '
+          '"plain": modules as trained, probabilities at the model size; '
+          f'{args.threads} CPU threads for every backend ({versions}, '
           f'{os.cpu_count()} CPUs; ONNX Runtime optimisations '
           f'{args.ort_level!r}); median of {args.repeats} after '
-          f'{args.warmup} warm-up runs; b{bs0} columns "vs": speed-up.\n')
+          f'{args.warmup} warm-up runs; b1 columns "vs": speed-up.\n')
     print(markdown_table(header, rows))
     print('\nFLOPs ratio to the first model: ' + ', '.join(
         f'{r["name"]} {results[0]["flops"] / r["flops"]:.2f}x'
@@ -227,17 +315,14 @@ def main():
 
     if args.profile:
         for result in results:
-            b1 = result['times']['onnxruntime'][1] * 1e3 \
-                if 1 in args.batch_sizes else None
-            for kind in ('op_type', 'part'):
-                shares = result['profile'][kind]
-                table = [[
-                    k, f'{100 * v:.1f}',
-                    f'{v * b1:.2f}' if b1 is not None else '-'
-                ] for k, v in list(shares.items())[:15]]
-                print(f'\nONNX Runtime profile of {result["name"]}, b1, by '
-                      f'{kind} (top 15):\n')
-                print(markdown_table([kind, '% kernel time', 'ms (of b1)'],
+            for (backend, precision), shares in result['profile'].items():
+                b1 = result['times'][('deployed', backend, precision)][1]
+                table = [[k, f'{100 * v:.1f}', f'{v * b1 * 1e3:.2f}']
+                         for k, v in list(shares.items())[:15]]
+                print(f'\n{_label(backend, precision)} profile of '
+                      f'{result["name"]} (deployed), b1, by operator type '
+                      '(top 15):\n')
+                print(markdown_table(['operator', '% time', 'ms (of b1)'],
                                      table))
 
     video = args.video
@@ -246,30 +331,77 @@ def main():
         write_video(
             list_images(args.video_from), video, args.video_frames,
             args.video_size)
+    last = results[-1]
+    deployed = {k[1:]: v[1] for k, v in last['times'].items()
+                if k[0] == 'deployed'}
+    fps_of: Dict[str, Tuple[float, float]] = {}
     if video:
-        last = results[-1]
         rows = []
-        runs = [('onnxruntime', [last['onnx']], []),
-                ('onnxruntime --no-spinning', [last['onnx']],
-                 ['--no-spinning']),
-                ('pytorch', [last['config'], last['checkpoint']], [])]
-        for i, (backend, model_args, options) in enumerate(runs):
+        runs = []
+        for backend, precision in deployed:
+            if backend == 'pytorch':
+                runs.append(((backend, precision), 'pytorch',
+                             [last['config'], last['checkpoint']], []))
+            elif backend == 'onnxruntime':
+                model_args = [last['onnx']['deployed']]
+                runs.append(((backend, precision), 'onnxruntime', model_args,
+                             []))
+                runs.append(((backend, precision),
+                             'onnxruntime --no-spinning', model_args,
+                             ['--no-spinning']))
+            else:
+                runs.append(((backend, precision), _label(backend, precision),
+                             [last['onnx']['deployed']], [
+                                 '--backend', 'openvino', '--precision',
+                                 precision
+                             ]))
+        for i, (key, label, model_args, options) in enumerate(runs):
             summary = video_fps(video, model_args,
                                 osp.join(args.work_dir, f'video_{i}'),
                                 args.threads, *options)
+            bound = 1.0 / deployed[key]
             rows.append([
-                last['name'], backend, summary['written'],
-                f'{summary["seconds"]:.1f}', f'{summary["fps"]:.1f}'
+                last['name'], label, summary['written'],
+                f'{summary["seconds"]:.1f}', f'{summary["fps"]:.1f}',
+                f'{bound:.1f}', f'{100 * summary["fps"] / bound:.0f} %'
             ])
+            fps_of[label] = (summary['fps'], summary['fps'] / bound)
         capture = cv2.VideoCapture(video)
         w = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         h = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         capture.release()
         print(f'\ntools/infer.py end to end on {video} ({w}x{h}; decode, '
-              'resize, infer, mask PNG, overlay, encode), '
-              f'{args.threads} threads:\n')
+              'resize, infer, logits to the frame size, mask PNG, overlay, '
+              f'encode), {args.threads} threads; bound = 1000 / b1 ms:\n')
         print(
-            markdown_table(['model', 'backend', 'frames', 's', 'FPS'], rows))
+            markdown_table([
+                'model', 'backend', 'frames', 's', 'FPS', 'bound FPS',
+                'of bound'
+            ], rows))
+
+    if len(results) > 1:
+        print(f'\nTargets ({results[-1]["name"]} against '
+              f'{results[0]["name"]}, deployed graphs, b1):')
+        for key, b1 in deployed.items():
+            ref = first.get(('deployed', ) + key, {}).get(1)
+            if ref:
+                ratio = ref / b1
+                print(f'- speed-up under {_label(*key)}: {ratio:.2f}x '
+                      f'(target >= {SPEEDUP_TARGET}x: '
+                      f'{"met" if ratio >= SPEEDUP_TARGET else "MISSED"})')
+    if deployed:
+        key, b1 = min(deployed.items(), key=lambda kv: kv[1])
+        print(f'- best b1 latency of {last["name"]}: {b1 * 1e3:.1f} ms '
+              f'({_label(*key)}; target <= {LATENCY_TARGET_MS} ms: '
+              f'{"met" if b1 * 1e3 <= LATENCY_TARGET_MS else "MISSED"})')
+    if fps_of:
+        label, (fps, share) = max(fps_of.items(), key=lambda kv: kv[1][0])
+        print(f'- best video FPS end to end: {fps:.1f} ({label}; target >= '
+              f'{VIDEO_FPS_TARGET}: '
+              f'{"met" if fps >= VIDEO_FPS_TARGET else "MISSED"}); '
+              f'{100 * share:.0f} % of 1000 / b1 ms (target >= '
+              f'{100 * VIDEO_SHARE_TARGET:.0f} %: '
+              f'{"met" if share >= VIDEO_SHARE_TARGET else "MISSED"})')
 
 
 if __name__ == '__main__':

@@ -1,23 +1,33 @@
 """Export a segmentor (or a distilled student) to one ONNX file.
 
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out FILE.onnx
-        [--shape H W] [--opset N] [--verify] [--verify-images PATH ...]
-        [--verify-num 8] [--atol 1e-4] [--threads N]
+        [--shape H W] [--output logits|prob] [--no-rewrites] [--opset N]
+        [--verify] [--verify-images PATH ...] [--verify-num 8]
+        [--atol 1e-4] [--threads N]
 
 CONFIG is a segmentor config, the student config a KDAS run exports
 (``student_config.py``) or a KDAS distiller config (its student is
 exported; a distiller checkpoint is accepted). The graph takes
 ``image``: uint8 N x H x W x 3 RGB (batch size free, H x W fixed: by
-default the test pipeline's size) and gives ``prob``: float32 N x K x H x W
-(the foreground probability of a binary model). Normalisation, the network,
-the head's fusion (P1 + P2 for Polyp-PVT) and the sigmoid / softmax are in
-the graph. ``FILE.json`` next to it (also embedded in the file) says what a
-caller needs: sizes, layouts, mean / std, threshold, class names.
+default the test pipeline's size). By default it gives ``logits``:
+float32 N x K x h x w, the head's logits before its final upsampling
+(P1 + P2 at stride 8 for Polyp-PVT; K = 1 for a binary model), which the
+caller resizes once to the image size and passes through the sigmoid
+(``tools/infer.py`` does); ``--output prob`` gives ``prob``: float32
+N x K x H x W, the probability map at the model size. Normalisation, the
+network with the deploy-only rewrites (``mmseg_kdas/deployment/
+rewrites.py``; ``--no-rewrites`` exports the modules as trained) and the
+head's fusion are in the graph. ``FILE.json`` next to it (also embedded in
+the file) says what a caller needs: sizes, output kind, layouts,
+mean / std, threshold, class names.
 
 ``--verify`` runs ONNX Runtime and PyTorch on real images with the
-checkpoint's weights (one image at a time, then up to 8 as one batch) and
-fails if the probability maps differ by more than ``--atol``. The images
-are ``--verify-images`` (files or folders) or, by default, those of the
+checkpoint's weights (one image at a time, then up to 8 as one batch):
+the graph's output against the exported PyTorch module, and the
+probability map at each image's own size (graph + postprocessing) against
+mmseg's ``predict`` of the model as trained. It fails if either differs by
+more than ``--atol`` and reports mask pixels that differ. The images are
+``--verify-images`` (files or folders) or, by default, those of the
 config's test set.
 """
 import argparse
@@ -25,7 +35,9 @@ import os.path as osp
 import sys
 import time
 
-from mmseg_kdas.deployment.export import export_onnx, max_abs_difference
+from mmseg_kdas.deployment.backends import OnnxRuntimePredictor
+from mmseg_kdas.deployment.export import (export_onnx, max_abs_difference,
+                                          reference_difference)
 from mmseg_kdas.deployment.inference import input_kind, list_images
 from mmseg_kdas.deployment.model import (build_deploy_model,
                                          config_test_images,
@@ -47,6 +59,16 @@ def parse_args():
         metavar=('H', 'W'),
         help="input size (default: the test pipeline's Resize)")
     parser.add_argument(
+        '--output',
+        choices=['logits', 'prob'],
+        default='logits',
+        help='logits before the final upsampling (default) or the '
+        'probability map at the model size')
+    parser.add_argument(
+        '--no-rewrites',
+        action='store_true',
+        help='export the modules as trained (no deploy-only rewrites)')
+    parser.add_argument(
         '--opset', type=int, default=None, help="default: the exporter's")
     parser.add_argument(
         '--verify',
@@ -63,7 +85,8 @@ def parse_args():
         '--atol',
         type=float,
         default=1e-4,
-        help='largest accepted difference of the probability maps')
+        help='largest accepted difference of the outputs and of the '
+        'probability maps')
     parser.add_argument(
         '--threads', type=int, default=None, help='CPU threads')
     return parser.parse_args()
@@ -104,30 +127,41 @@ def main():
         if not osp.isfile(path):
             raise SystemExit(f'{what} file not found: {path}')
     images = verify_images(args) if args.verify else []
-    model, spec = build_deploy_model(args.config, args.checkpoint,
-                                     args.shape)
+    model, spec = build_deploy_model(
+        args.config,
+        args.checkpoint,
+        args.shape,
+        output=args.output,
+        rewrite=not args.no_rewrites)
     start = time.perf_counter()
     sidecar = export_onnx(model, args.out, args.opset)
     h, w = spec.input_size
+    oh, ow = spec.output_size
     print(f'exported {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, '
           f'opset {spec.source["opset"]}, {time.perf_counter() - start:.0f}'
-          f' s): image uint8 [N, {h}, {w}, 3] RGB -> prob float32 '
-          f'[N, {spec.out_channels}, {h}, {w}] ({spec.activation}); '
-          f'spec in {sidecar}')
+          f' s): image uint8 [N, {h}, {w}, 3] RGB -> {spec.output_name} '
+          f'float32 [N, {spec.out_channels}, {oh}, {ow}] '
+          f'({spec.output_kind}, {spec.activation}); spec in {sidecar}')
     if not args.verify:
         return
     batches = [preprocess([img], spec) for img in images]
     if len(images) > 1:  # the free batch size, within a few GiB
         batches.append(preprocess(images[:MAX_BATCH], spec))
-    result = max_abs_difference(model, args.out, batches, args.threads)
-    diff = result['max_abs_diff']
+    graph = max_abs_difference(model, args.out, batches, args.threads)
+    predictor = OnnxRuntimePredictor(args.out, args.threads)
+    final = reference_difference(predictor, model, images)
     print(f'verify: {len(images)} images, one at a time and '
           f'{min(len(images), MAX_BATCH)} as one batch: '
-          f'max |ONNX Runtime - PyTorch| of the probability map = '
-          f'{diff:.2e} (largest |logit| {result["max_abs_logit"]:.3g})')
-    if diff > args.atol:
+          f'max |ONNX Runtime - PyTorch| of the {spec.output_kind} output = '
+          f'{graph["max_abs_diff"]:.2e} (largest |logit| '
+          f'{graph["max_abs_logit"]:.3g}); at the images\' sizes, max '
+          f'|probability - mmseg predict| = {final["max_abs_diff"]:.2e}, '
+          f'mask pixels that differ: {final["mask_pixels_differ"]} of '
+          f'{final["pixels"]}')
+    worst = max(graph['max_abs_diff'], final['max_abs_diff'])
+    if worst > args.atol:
         print(
-            f'verify FAILED: {diff:.2e} > --atol {args.atol:g} ({args.out} '
+            f'verify FAILED: {worst:.2e} > --atol {args.atol:g} ({args.out} '
             'is kept for inspection)',
             file=sys.stderr)
         sys.exit(1)
