@@ -124,11 +124,12 @@ def test_teacher_is_wholly_in_eval_mode():
     model.train()
     assert model.training and model.student.training
     assert not any(m.training for m in model.teacher.modules())
-    inputs, _ = _preprocessed(model)
+    inputs, samples = _preprocessed(model)
     # dropout and drop-path off: the teacher is deterministic
-    first = model._teacher_forward(inputs)
-    second = model._teacher_forward(inputs)
-    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    first = model._teacher_maps(inputs, samples)
+    second = model._teacher_maps(inputs, samples)
+    assert first and first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_teacher_forward_records_no_graph():
@@ -136,10 +137,11 @@ def test_teacher_forward_records_no_graph():
     # that requires grad shows whether the teacher runs under no_grad.
     model = build_distiller()
     model.train()
-    inputs, _ = _preprocessed(model)
+    inputs, samples = _preprocessed(model)
     inputs.requires_grad_(True)
-    out = model._teacher_forward(inputs)
-    assert not any(t.requires_grad or t.grad_fn is not None for t in out)
+    out = model._teacher_maps(inputs, samples).values()
+    assert out and not any(t.requires_grad or t.grad_fn is not None
+                           for t in out)
     # and so it is inside loss(): the teacher maps of the pairs carry none
     seen = []
     model.loss_at.forward = lambda s, t: seen.append(t) or s.mean()
@@ -363,9 +365,10 @@ def test_distillation_terms_are_float32_under_autocast(dtype, loss_at):
         t[:, :, 20:60, 30:70] *= -1
     student = [torch.randn(2, 1, 88, 88, generator=gen).to(dtype)
                for _ in range(2)]
-    teacher = [t.to(dtype) for t in teacher]
-    expected = model._distillation_losses([s.float() for s in student],
-                                          [t.float() for t in teacher])
+    teacher = {f'head:{i}': t.to(dtype) for i, t in enumerate(teacher)}
+    expected = model._distillation_losses(
+        [s.float() for s in student],
+        {k: t.float() for k, t in teacher.items()})
     with torch.autocast('cpu', dtype=dtype):
         got = model._distillation_losses(student, teacher)
     name = model.loss_at.loss_name

@@ -4,8 +4,10 @@ from .distill_weight_warmup_hook import (DistillWeightWarmupHook,
 from .non_finite_loss_hook import NonFiniteLossHook, non_finite_terms
 from .polyp_visualization_hook import PolypVisualizationHook
 from .student_export_hook import StudentExportHook
+from .teacher_cache_hook import TeacherCacheHook
 
 __all__ = [
     'DistillWeightWarmupHook', 'StudentExportHook', 'warmup_multiplier',
-    'PolypVisualizationHook', 'NonFiniteLossHook', 'non_finite_terms'
+    'PolypVisualizationHook', 'NonFiniteLossHook', 'non_finite_terms',
+    'TeacherCacheHook'
 ]

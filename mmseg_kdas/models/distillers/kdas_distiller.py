@@ -3,8 +3,7 @@ import copy
 import logging
 import os.path as osp
 from functools import partial
-from typing import (Any, Callable, Dict, List, NamedTuple, Optional, Sequence,
-                    Union)
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -18,32 +17,16 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
 from torch import Tensor
 
 from ..utils import in_float32, load_state_dict_file, polyp_pvt_convert
+from .sources import Source, parse_pairs, select_map
+from .teacher_cache import TeacherCache
 
 ModelConfig = Union[str, ConfigType]
-# Where a distilled map comes from: an int is an index into the decode
-# head's output (a tensor counts as a one-element list); a str names a module
-# of the segmentor (``named_modules()``), optionally followed by ``:index``
-# when that module returns a tuple or list, e.g. ``'backbone:3'``.
-MapSource = Union[int, str]
 
 # Preprocessing options that must agree between teacher and student, since
 # both see the one batch the distiller's data preprocessor produces.
 _SHARED_PREPROCESSING = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr')
 # Not a mismatch of the maps of a pair: passed on as it is.
 _OUT_OF_MEMORY = getattr(torch.cuda, 'OutOfMemoryError', ())
-
-
-class _Source(NamedTuple):
-    """A parsed :data:`MapSource`."""
-    module: Optional[str]  # None: the decode head's output
-    index: Optional[int]  # None: the module's whole (tensor) output
-
-    def __str__(self) -> str:
-        if self.module is None:
-            return f'decode-head output {self.index}'
-        if self.index is None:
-            return f'module {self.module!r}'
-        return f'module {self.module!r} output {self.index}'
 
 
 def load_model_config(model: ModelConfig, role: str = 'model') -> ConfigDict:
@@ -140,46 +123,6 @@ def load_teacher_weights(teacher: nn.Module, path: str) -> None:
     teacher.load_state_dict(state_dict, strict=True)
 
 
-def _parse_source(source: Any, role: str) -> _Source:
-    """Parse a :data:`MapSource`."""
-    if isinstance(source, bool) or not isinstance(source, (int, str)):
-        raise TypeError(f'{role} must be an int (decode-head output index) '
-                        f'or a str (module name), got {source!r}')
-    if isinstance(source, int):
-        if source < 0:
-            raise ValueError(f'{role} must be >= 0, got {source}')
-        return _Source(None, source)
-    name, sep, index = source.partition(':')
-    if not sep:
-        return _Source(name, None)
-    if not index.isdigit():
-        raise ValueError(f"{role} {source!r}: the part after ':' must be "
-                         'an output index')
-    return _Source(name, int(index))
-
-
-def _parse_pairs(pairs: Sequence[dict], role: str,
-                 extra_keys: Sequence[str] = ()) -> List[dict]:
-    """Parse ``[dict(student=..., teacher=...), ...]``."""
-    parsed = []
-    for i, pair in enumerate(pairs):
-        where = f'{role}[{i}]'
-        if not isinstance(pair, dict) or not {'student', 'teacher'} <= set(
-                pair):
-            raise ValueError(f'{where} must be a dict with keys student and '
-                             f'teacher, got {pair!r}')
-        unknown = set(pair) - {'student', 'teacher', *extra_keys}
-        if unknown:
-            raise ValueError(f'{where} has unknown keys {sorted(unknown)}')
-        item = dict(pair)
-        item['student'] = _parse_source(pair['student'],
-                                        f'{where}.student')
-        item['teacher'] = _parse_source(pair['teacher'],
-                                        f'{where}.teacher')
-        parsed.append(item)
-    return parsed
-
-
 def _check_weights(alpha: float, at_weight: float,
                    sgm_weight: float) -> None:
     """The share and weights of the distillation terms."""
@@ -250,10 +193,11 @@ class KDASDistiller(BaseSegmentor):
 
     .. code:: text
 
-     loss(): _teacher_forward() -> _student_forward()
+     loss(): _teacher_maps() -> _student_forward()
              -> seg losses * (1 - alpha) + _distillation_losses()
-     _teacher_forward(): [no_grad] teacher.extract_feat()
+     _teacher_maps(): [no_grad] teacher.extract_feat()
                          -> teacher.decode_head()
+                      or, with teacher_cache: teacher_cache.lookup()
      _student_forward(): student.extract_feat() -> student.decode_head()
                          -> student.decode_head.loss_by_feat()
                          -> student auxiliary-head losses (optional)
@@ -294,6 +238,16 @@ class KDASDistiller(BaseSegmentor):
             temperature=2.0)``.
         loss_sgm (dict): Config of the SGM loss.
             Defaults to ``dict(type='SymmetricKDLoss', loss_type='mse')``.
+        teacher_cache (str, optional): A folder written by
+            ``tools/cache_teacher.py``: the teacher's maps are read from it
+            (:class:`~mmseg_kdas.models.distillers.teacher_cache.
+            TeacherCache`) and the teacher is neither built, loaded nor run.
+            The cache must match the teacher config, ``teacher_ckpt`` (when
+            given; checked by content hash), the preprocessing and the
+            consumed sources (checked here) and the training data (checked
+            by :class:`~mmseg_kdas.engine.hooks.TeacherCacheHook` before
+            training): every mismatch is an error that names it. Defaults to
+            None (the online teacher).
         data_preprocessor (dict, optional): Preprocessor of the distiller;
             None uses the student's. Defaults to None.
         init_cfg (dict or list[dict], optional): Initialization config.
@@ -314,6 +268,7 @@ class KDASDistiller(BaseSegmentor):
                      type='AttentionSupervisionLoss', temperature=2.0),
                  loss_sgm: ConfigType = dict(
                      type='SymmetricKDLoss', loss_type='mse'),
+                 teacher_cache: Optional[str] = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         _check_weights(alpha, at_weight, sgm_weight)
@@ -325,12 +280,11 @@ class KDASDistiller(BaseSegmentor):
         self._check_preprocessing(data_preprocessor, teacher_cfg)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        #: The config of :attr:`data_preprocessor` (the student's if None).
+        self.preprocessor_cfg = copy.deepcopy(data_preprocessor)
 
         self.student = _build_segmentor(student_cfg, 'student')
-        self.teacher = _build_segmentor(teacher_cfg, 'teacher')
         self.teacher_ckpt = teacher_ckpt
-        self._load_and_freeze_teacher()
-
         self.alpha = alpha
         self.at_weight = at_weight
         self.sgm_weight = sgm_weight
@@ -338,6 +292,30 @@ class KDASDistiller(BaseSegmentor):
         self.kd_multiplier = 1.0
         self._build_distillation_terms(at_pairs, sgm_pairs, loss_at,
                                        loss_sgm)
+        #: The teacher maps the active pairs consume.
+        self.teacher_sources: List[Source] = sorted(
+            {pair['teacher']
+             for pair in self._active_pairs()},
+            key=lambda source: source.key)
+        #: The cache the teacher's maps come from, or None (online teacher).
+        self.teacher_cache: Optional[TeacherCache] = None
+        if teacher_cache is not None:
+            self.teacher = None
+            self.teacher_cache = TeacherCache(teacher_cache)
+            self.teacher_cache.check_model(
+                teacher_cfg, teacher_ckpt, self.preprocessor_cfg,
+                [source.key for source in self.teacher_sources])
+            print_log(
+                f'KDASDistiller: teacher maps from {self.teacher_cache}; '
+                'the teacher is neither built nor run',
+                logger='current')
+        else:
+            # Built on a fork of the random state: its weights come from
+            # teacher_ckpt, and the student then initialises alike with
+            # the online teacher and with a cache (same seed, same student).
+            with torch.random.fork_rng(devices=[]):
+                self.teacher = _build_segmentor(teacher_cfg, 'teacher')
+            self._load_and_freeze_teacher()
         self._setup_recording()
 
     def _load_and_freeze_teacher(self) -> None:
@@ -362,8 +340,8 @@ class KDASDistiller(BaseSegmentor):
                                   loss_at: ConfigType,
                                   loss_sgm: ConfigType) -> None:
         """Parse the pairs; build the losses and one SGM neck per pair."""
-        self.at_pairs = _parse_pairs(at_pairs, 'at_pairs')
-        self.sgm_pairs = _parse_pairs(sgm_pairs, 'sgm_pairs', ('neck', ))
+        self.at_pairs = parse_pairs(at_pairs, 'at_pairs')
+        self.sgm_pairs = parse_pairs(sgm_pairs, 'sgm_pairs', ('neck', ))
         self.with_at = (
             self.alpha > 0 and self.at_weight > 0 and bool(self.at_pairs))
         self.with_sgm = (
@@ -379,17 +357,22 @@ class KDASDistiller(BaseSegmentor):
             self.loss_sgm = None
             self.sgm_necks = None
 
+    def _active_pairs(self) -> List[dict]:
+        """The pairs whose terms are computed."""
+        return (self.at_pairs if self.with_at else []) + (
+            self.sgm_pairs if self.with_sgm else [])
+
     def _setup_recording(self) -> None:
         """Forward hooks recording the modules the active pairs name."""
         self._recording = False
         self._student_records: Dict[str, Any] = {}
         self._teacher_records: Dict[str, Any] = {}
-        pairs = (self.at_pairs if self.with_at else []) + (
-            self.sgm_pairs if self.with_sgm else [])
+        pairs = self._active_pairs()
         self._register_record_hooks(self.student, pairs, 'student',
                                     self._student_records)
-        self._register_record_hooks(self.teacher, pairs, 'teacher',
-                                    self._teacher_records)
+        if self.teacher is not None:
+            self._register_record_hooks(self.teacher, pairs, 'teacher',
+                                        self._teacher_records)
 
     @staticmethod
     def _check_preprocessing(data_preprocessor: OptConfigType,
@@ -439,7 +422,8 @@ class KDASDistiller(BaseSegmentor):
     def train(self, mode: bool = True) -> 'KDASDistiller':
         """Set the student's mode; the teacher always stays in eval mode."""
         super().train(mode)
-        self.teacher.eval()
+        if self.teacher is not None:
+            self.teacher.eval()
         return self
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
@@ -467,9 +451,9 @@ class KDASDistiller(BaseSegmentor):
         self._teacher_records.clear()
         self._recording = True
         try:
-            teacher_out = None
+            teacher_maps: Dict[str, Tensor] = {}
             if self.with_at or self.with_sgm:
-                teacher_out = self._teacher_forward(inputs)
+                teacher_maps = self._teacher_maps(inputs, data_samples)
             student_out, seg_losses = self._student_forward(
                 inputs, data_samples)
         finally:
@@ -481,14 +465,15 @@ class KDASDistiller(BaseSegmentor):
                     value = self._scale(value, 1 - self.alpha)
                 losses[name] = value
             losses.update(
-                self._distillation_losses(student_out, teacher_out))
+                self._distillation_losses(student_out, teacher_maps))
         finally:
             self._student_records.clear()
             self._teacher_records.clear()
         return losses
 
-    def _distillation_losses(self, student_out: Any,
-                             teacher_out: Any) -> Dict[str, Tensor]:
+    def _distillation_losses(
+            self, student_out: Any,
+            teacher_maps: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """``loss_at_{i}`` and ``loss_sgm_{i}``, weighted, in float32.
 
         Every term (the SGM neck included) runs through :func:`in_float32`:
@@ -496,7 +481,8 @@ class KDASDistiller(BaseSegmentor):
 
         Args:
             student_out: The student's decode-head output.
-            teacher_out: The teacher's decode-head output.
+            teacher_maps: The teacher's maps, by :attr:`Source.key`
+                (:meth:`_teacher_maps`).
 
         Returns:
             dict[str, Tensor]: One scalar per configured pair, multiplied by
@@ -507,7 +493,7 @@ class KDASDistiller(BaseSegmentor):
         if self.with_at:
             for i, pair in enumerate(self.at_pairs):
                 term = self._pair_term('at_pairs', i, pair, self.loss_at,
-                                       student_out, teacher_out)
+                                       student_out, teacher_maps)
                 losses[f'{self.loss_at.loss_name}_{i}'] = (
                     kd_scale * self.at_weight * term)
         if self.with_sgm:
@@ -516,17 +502,19 @@ class KDASDistiller(BaseSegmentor):
                 term = self._pair_term(
                     'sgm_pairs', i, pair,
                     lambda s, t, neck=neck: self.loss_sgm(*neck(s, t)),
-                    student_out, teacher_out)
+                    student_out, teacher_maps)
                 losses[f'{self.loss_sgm.loss_name}_{i}'] = (
                     kd_scale * self.sgm_weight * term)
         return losses
 
     def _pair_term(self, role: str, index: int, pair: dict,
                    term: Callable[[Tensor, Tensor], Tensor],
-                   student_out: Any, teacher_out: Any) -> Tensor:
+                   student_out: Any,
+                   teacher_maps: Dict[str, Tensor]) -> Tensor:
         """One distillation term; an error names the pair and both maps."""
-        student_map, teacher_map = self._pair_maps(pair, student_out,
-                                                   teacher_out)
+        student_map = select_map(pair['student'], student_out,
+                                 self._student_records, 'student')
+        teacher_map = teacher_maps[pair['teacher'].key]
         try:
             return in_float32(term, student_map, teacher_map)
         except (ValueError, RuntimeError) as err:
@@ -539,10 +527,33 @@ class KDASDistiller(BaseSegmentor):
                 f'{tuple(teacher_map.shape)} do not fit the term: '
                 f'{err}') from err
 
-    def _teacher_forward(self, inputs: Tensor) -> Any:
-        """Run the frozen teacher; returns its decode-head output."""
+    def _teacher_maps(self, inputs: Tensor,
+                      data_samples: SampleList) -> Dict[str, Tensor]:
+        """The teacher's maps of :attr:`teacher_sources`, by key.
+
+        From :attr:`teacher_cache` (by each sample's ``img_path`` and the
+        batch's size) when there is one, otherwise from the frozen teacher
+        run under ``no_grad``.
+        """
+        keys = [source.key for source in self.teacher_sources]
+        if self.teacher_cache is not None:
+            if not self.teacher_cache.data_checked:
+                raise RuntimeError(
+                    f'the teacher cache {self.teacher_cache.root} has not '
+                    'been checked against the training data: train with '
+                    "tools/train.py, or add dict(type='TeacherCacheHook') to "
+                    'custom_hooks')
+            return self.teacher_cache.lookup(
+                [sample.metainfo.get('img_path') for sample in data_samples],
+                inputs.shape[-2:], keys, inputs.device)
         with torch.no_grad():
-            return self.teacher.decode_head(self.teacher.extract_feat(inputs))
+            head_out = self.teacher.decode_head(
+                self.teacher.extract_feat(inputs))
+        return {
+            source.key: select_map(source, head_out, self._teacher_records,
+                                   'teacher')
+            for source in self.teacher_sources
+        }
 
     def _student_forward(self, inputs: Tensor,
                          data_samples: SampleList) -> tuple:
@@ -564,44 +575,6 @@ class KDASDistiller(BaseSegmentor):
         if isinstance(value, (list, tuple)):
             return [factor * v for v in value]
         return factor * value
-
-    def _pair_maps(self, pair: dict, student_out: Any,
-                   teacher_out: Any) -> tuple:
-        """Student and teacher maps of one pair."""
-        return (self._select(pair['student'], student_out,
-                             self._student_records, 'student'),
-                self._select(pair['teacher'], teacher_out,
-                             self._teacher_records, 'teacher'))
-
-    @staticmethod
-    def _select(source: _Source, head_out: Any, records: Dict[str, Any],
-                role: str) -> Tensor:
-        """Pick the map named by ``source``."""
-        if source.module is None:
-            out = head_out
-        elif source.module in records:
-            out = records[source.module]
-        else:
-            raise RuntimeError(f'the {role} did not run {source} in its '
-                               'forward pass')
-        if isinstance(out, Tensor):
-            if source.index not in (None, 0):
-                raise IndexError(f'the {role} {source}: the output is one '
-                                 'tensor, use index 0')
-            return out
-        if isinstance(out, (list, tuple)):
-            if source.index is None:
-                raise TypeError(
-                    f'the {role} {source} returns a {type(out).__name__} of '
-                    f"{len(out)}; pick one with '{source.module}:<index>'")
-            if source.index >= len(out):
-                raise IndexError(f'the {role} {source}: the output has only '
-                                 f'{len(out)} items')
-            out = out[source.index]
-            if isinstance(out, Tensor):
-                return out
-        raise TypeError(f'the {role} {source} is a {type(out).__name__}, '
-                        'not a tensor')
 
     def predict(self,
                 inputs: Tensor,
