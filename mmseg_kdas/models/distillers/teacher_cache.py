@@ -376,7 +376,10 @@ class TeacherCache:
         if teacher_ckpt is not None:
             if not osp.isfile(teacher_ckpt):
                 raise FileNotFoundError(
-                    f'teacher checkpoint file not found: {teacher_ckpt}')
+                    f'teacher checkpoint file not found: {teacher_ckpt} (it '
+                    'is hashed to check the teacher cache; set '
+                    'model.teacher_ckpt=None to take the cache\'s teacher, '
+                    f'{cached["checkpoint"]["path"]}, as it is)')
             digest = sha256_file(teacher_ckpt)
             if digest != cached['checkpoint']['sha256']:
                 raise self._mismatch(
