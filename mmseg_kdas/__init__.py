@@ -6,7 +6,7 @@ so configs can use them by ``type=`` after::
     custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
 
 Beyond adding names to mmseg's registries (names mmseg does not use), the
-import changes two things of mmengine for the whole process:
+import changes three things of mmengine for the whole process:
 
 - mmengine's loader of local checkpoint paths (``CheckpointLoader``, scheme
   ``''``) is replaced by
@@ -14,7 +14,14 @@ import changes two things of mmengine for the whole process:
   later local load through mmengine (``load_from``, ``--resume``,
   ``init_cfg=dict(type='Pretrained')``, ``load_checkpoint``) runs
   ``torch.load(weights_only=True)``, also under torch < 2.6, and fails
-  with the file name on anything but tensors and plain containers;
+  with the file name on anything but tensors and plain containers, and
+  names a truncated or corrupt file as such;
+- mmengine's file backend of local paths (``register_backend('local')``,
+  prefix ``''``) becomes
+  :class:`~mmseg_kdas.engine.checkpoint.AtomicLocalBackend`: every later
+  ``put`` / ``put_text`` to a local path through mmengine (every
+  checkpoint ``save_checkpoint`` writes, ``mmengine.dump`` to a path) is
+  atomic (temporary file, fsync, rename);
 - :class:`~mmseg_kdas.engine.distributed.CPUDistributedDataParallel` is
   registered in mmengine's root ``MODEL_WRAPPERS`` (the runner looks model
   wrappers up there); it is used only when a config or

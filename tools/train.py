@@ -1,7 +1,12 @@
 """Train a segmentor or a KDAS distiller (MMSegmentation's CLI).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
-        [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT]]
+        [--amp] [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm]
+
+``--resume`` alone resumes from the newest checkpoint of the work dir that
+loads: a truncated or corrupt newer one is passed over with a warning that
+names it and the one used. ``--resume CHECKPOINT`` resumes from that file,
+and fails if it is truncated or corrupt.
 """
 import argparse
 import logging
@@ -15,6 +20,7 @@ from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
 from mmseg_kdas.engine import setup_cpu_distributed
+from mmseg_kdas.engine.checkpoint import find_resumable_checkpoint
 
 
 def parse_args():
@@ -23,10 +29,12 @@ def parse_args():
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume',
-        action='store_true',
-        default=False,
-        help='resume from the latest checkpoint in the work_dir '
-        'automatically')
+        nargs='?',
+        const='auto',
+        default=None,
+        metavar='CHECKPOINT',
+        help='resume from CHECKPOINT, or without it from the newest '
+        'checkpoint of the work_dir that loads')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -54,6 +62,18 @@ def parse_args():
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def resumable_checkpoint(work_dir: str):
+    """The newest checkpoint of ``work_dir`` that loads (None: none)."""
+    path, skipped = find_resumable_checkpoint(work_dir)
+    for bad, why in skipped:
+        print_log(
+            f'--resume: passing over {bad} ({why}); resuming from '
+            f'{path or "scratch (no checkpoint loads)"}',
+            logger='current',
+            level=logging.WARNING)
+    return path
 
 
 def main():
@@ -90,7 +110,29 @@ def main():
             else:  # mmengine's AmpOptimWrapper needs a GPU: bfloat16
                 cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
 
-    cfg.resume = args.resume
+    if args.resume == 'auto':
+        # mmengine's own choice (last_checkpoint) may be truncated; with no
+        # checkpoint, the run starts as it would without --resume
+        resume_from = resumable_checkpoint(cfg.work_dir)
+        cfg.resume = resume_from is not None
+        if resume_from is not None:
+            cfg.load_from = resume_from
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    else:
+        cfg.resume = False
+    # last_checkpoint is written atomically (checkpoints are, through the
+    # plugin's local file backend)
+    default_hooks = cfg.get('default_hooks', None) or {}
+    checkpoint_hook = default_hooks.get('checkpoint',
+                                        dict(type='CheckpointHook',
+                                             interval=1))
+    if checkpoint_hook is not None and checkpoint_hook.get(
+            'type') == 'CheckpointHook':
+        default_hooks['checkpoint'] = dict(
+            checkpoint_hook, type='AtomicCheckpointHook')
+        cfg.default_hooks = default_hooks
 
     # Checkpoints are saved as plain state so that `--resume` works under
     # torch.load(weights_only=True) (see mmseg_kdas/engine/checkpoint.py);

@@ -71,9 +71,12 @@ def atomic_write(path: str, mode: str = 'wb') -> Iterator[IO[Any]]:
     except BaseException as err:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        if isinstance(err, OSError) and path not in str(err):
-            raise type(err)(err.errno, f'writing {path} failed: '
-                            f'{err.strerror or err}') from err
+        # a writer may turn the OSError into its own error (torch.save: a
+        # RuntimeError of its zip writer); the OSError is then its context
+        cause = err if isinstance(err, OSError) else err.__context__
+        if isinstance(cause, OSError) and path not in str(err):
+            raise type(cause)(cause.errno, f'writing {path} failed: '
+                              f'{cause.strerror or cause}') from err
         raise
     fsync_dir(folder)
 

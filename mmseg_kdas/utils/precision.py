@@ -32,9 +32,10 @@ def in_float32(term: Callable[..., Any], *maps: Tensor) -> Any:
     sums weights up to 6 over 352x352 pixels, again past 65504. Here float16
     and bfloat16 tensors are cast to float32 (other tensors are kept) and
     the term runs with autocast disabled; gradients flow back through the
-    cast. :class:`~mmseg_kdas.models.distillers.KDASDistiller` computes
-    every distillation term so, :class:`~mmseg_kdas.models.losses.
-    StructureLoss` its loss.
+    cast. Every registered loss and neck of the plugin computes itself so
+    (idempotent: a term already in float32 with autocast off runs as it
+    is), and :class:`~mmseg_kdas.models.distillers.KDASDistiller` wraps each
+    distillation term once more.
 
     Args:
         term (Callable): The loss (or neck and loss), called on the maps.

@@ -52,6 +52,8 @@ from typing import Dict, List, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
 
+from mmseg_kdas.utils.atomic import atomic_write_text
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
 from summarize_tests import latest_metrics  # noqa: E402
@@ -72,6 +74,7 @@ MEASURES = ['mDice', 'mIoU', 'wFm', 'Sm', 'mEm', 'MAE']
 RATES = (0.75, 1.0, 1.25)
 STARTED = 'train_started.txt'  # present while a training attempt runs
 MINUTES = 'train_minutes.txt'  # one line per training attempt
+TRAINED = 'train_done.txt'  # written (atomically) once training succeeded
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
@@ -290,8 +293,9 @@ def account_interrupted_attempt(run_dir: str) -> Optional[float]:
 
 def _add_minutes(run_dir: str, start: float, end: float) -> float:
     minutes = (end - start) / 60
-    with open(osp.join(run_dir, MINUTES), 'a') as f:
-        f.write(f'{minutes:.2f}\n')
+    path = osp.join(run_dir, MINUTES)
+    previous = open(path).read() if osp.isfile(path) else ''
+    atomic_write_text(path, previous + f'{minutes:.2f}\n')
     return minutes
 
 
@@ -306,17 +310,19 @@ def train_and_test(name: str, base: str, args, test_sets: Sequence[str],
     cfg = protocol_config(base, args, test_sets, iters, val_interval, seed,
                           teacher_ckpt)
     cfg_file = osp.join(run_dir, f'{name}.py')
-    cfg.dump(cfg_file)
+    atomic_write_text(cfg_file, cfg.pretty_text)
     ckpt = osp.join(run_dir, f'iter_{iters}.pth')
-    if not osp.isfile(ckpt):
+    # done when TRAINED says so, not when a checkpoint exists: an attempt
+    # killed after its last checkpoint may lack the student export
+    if not osp.isfile(osp.join(run_dir, TRAINED)):
         started_file = osp.join(run_dir, STARTED)
         start = time.time()
-        with open(started_file, 'w') as f:
-            f.write(f'{start}\n')
+        atomic_write_text(started_file, f'{start}\n')
         run([py, 'tools/train.py', cfg_file, '--work-dir', run_dir,
              '--resume'], log_file)
         _add_minutes(run_dir, start, time.time())
         os.remove(started_file)
+        atomic_write_text(osp.join(run_dir, TRAINED), f'{ckpt}\n')
     test_cfg, test_ckpt = cfg_file, ckpt
     if cfg.model.type == 'KDASDistiller':  # evaluate what ships
         test_cfg = osp.join(run_dir, 'student_config.py')
@@ -432,8 +438,7 @@ def write_report(args, work: str, test_sets: Sequence[str], teacher: dict,
     lines.append(f'Training wall time (minutes per run): teacher '
                  f'{teacher["minutes"]:.1f}, {minutes}.')
     report = '\n'.join(lines) + '\n'
-    with open(osp.join(work, 'results.md'), 'w') as f:
-        f.write(report)
+    atomic_write_text(osp.join(work, 'results.md'), report)
     plot(work, 'Kvasir' if 'Kvasir' in test_sets else test_sets[0], teacher,
          results)
     return report

@@ -19,11 +19,11 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-import torch
 from mmengine.config import Config
 
 from mmseg_kdas.engine.checkpoint import load_from_local_weights_only
 from mmseg_kdas.models.distillers import student_checkpoint, student_config
+from mmseg_kdas.utils.atomic import atomic_torch_save, atomic_write_text
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -61,9 +61,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     if osp.dirname(args.out):
         os.makedirs(osp.dirname(args.out), exist_ok=True)
-    torch.save(student, args.out)
+    atomic_torch_save(student, args.out)
     config_path = osp.splitext(args.out)[0] + '.py'
-    cfg.dump(config_path)
+    atomic_write_text(config_path, cfg.pretty_text)
     print(f'{args.checkpoint} -> {args.out} ({len(student["state_dict"])} '
           f'tensors), config {config_path}')
     return 0

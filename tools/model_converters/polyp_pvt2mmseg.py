@@ -17,9 +17,8 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-import torch
-
 from mmseg_kdas.models.utils import convert_polyp_pvt, load_state_dict_file
+from mmseg_kdas.utils.atomic import atomic_torch_save
 from mmseg_kdas.version import __version__
 
 CONFIGS = {
@@ -41,7 +40,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
         state_dict, arch = convert_polyp_pvt(load_state_dict_file(args.src))
-    except (FileNotFoundError, KeyError, ValueError) as err:
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
+        # RuntimeError: CorruptCheckpointError (a truncated file)
         print(f'error: {args.src}: {err}', file=sys.stderr)
         return 1
     num_params = sum(
@@ -55,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         converter=f'mmseg_kdas {__version__} polyp_pvt2mmseg')
     if osp.dirname(args.dst):
         os.makedirs(osp.dirname(args.dst), exist_ok=True)
-    torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
+    atomic_torch_save(dict(state_dict=state_dict, meta=meta), args.dst)
     print(f'{args.src} -> {args.dst}: PVTv2-{arch.upper()} Polyp-PVT, '
           f'{len(state_dict)} tensors, {num_params:,} parameters; '
           f'config: {meta["config"]}')

@@ -3,7 +3,6 @@ import os
 import os.path as osp
 from typing import Dict, List
 
-import torch
 from mmengine.config import Config
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
@@ -12,6 +11,7 @@ from mmseg.registry import HOOKS
 from mmseg_kdas.models.distillers.export import (student_checkpoint,
                                                  student_config,
                                                  with_one_test_pipeline)
+from mmseg_kdas.utils.atomic import atomic_torch_save, atomic_write_text
 
 __all__ = ['StudentExportHook', 'with_one_test_pipeline']
 
@@ -36,7 +36,8 @@ class StudentExportHook(Hook):
     set (several test sets in one pass) gets the one pipeline that
     ``MMSegInferencer`` reads (see :func:`with_one_test_pipeline`). Exports
     whose source checkpoint has been deleted (``max_keep_ckpts``) are
-    deleted too.
+    deleted too. Both files are written atomically (a killed or failed
+    write never leaves a short file under the final name).
     Checkpoints are read back weights-only, so the run needs
     :class:`~mmseg_kdas.engine.PlainCheckpointHook` (``tools/train.py`` adds
     it).
@@ -89,7 +90,9 @@ class StudentExportHook(Hook):
     @master_only
     def _write_config(self, runner) -> None:
         self._cfg = self._student_config(runner)
-        self._cfg.dump(osp.join(runner.work_dir, self.config_name))
+        atomic_write_text(
+            osp.join(runner.work_dir, self.config_name),
+            self._cfg.pretty_text)
 
     def export_path(self, checkpoint_path: str) -> str:
         """Path of the student export of ``checkpoint_path``."""
@@ -117,7 +120,7 @@ class StudentExportHook(Hook):
             if osp.isfile(dst) and osp.getmtime(dst) >= osp.getmtime(src):
                 continue
             checkpoint = load_from_local_weights_only(src, map_location='cpu')
-            torch.save(student_checkpoint(checkpoint, self._cfg), dst)
+            atomic_torch_save(student_checkpoint(checkpoint, self._cfg), dst)
             self._exports[src] = dst
             runner.logger.info(f'student checkpoint saved to {dst}')
         for src, dst in list(self._exports.items()):

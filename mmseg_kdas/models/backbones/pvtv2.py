@@ -1,5 +1,6 @@
 """PVTv2, the Pyramid Vision Transformer v2 backbone of Polyp-PVT."""
 import math
+from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
@@ -11,9 +12,37 @@ from mmengine.model.weight_init import (constant_init, normal_init,
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..utils.ckpt_convert import load_pvtv2_pretrained
+from mmseg_kdas.utils.checkpoint_file import load_state_dict_file
 
 HWShape = Tuple[int, int]
+
+
+def load_pvtv2_pretrained(path: str,
+                          prefix: Optional[str] = None) -> Dict[str, Tensor]:
+    """Read PVTv2 backbone weights from an official ImageNet file.
+
+    Args:
+        path (str): ``pvt_v2_b*.pth`` (or any checkpoint holding a PVTv2).
+        prefix (str, optional): Keep only keys starting with ``prefix`` and
+            strip it, e.g. ``'backbone.'`` for a whole Polyp-PVT or mmseg
+            checkpoint. None keeps all keys.
+
+    Returns:
+        dict[str, Tensor]: Backbone weights, classification head dropped.
+
+    Raises:
+        CorruptCheckpointError: If the file is truncated or corrupt.
+        KeyError: If ``prefix`` matches no key.
+    """
+    state_dict = load_state_dict_file(path)
+    if prefix:
+        state_dict = OrderedDict((k[len(prefix):], v)
+                                 for k, v in state_dict.items()
+                                 if k.startswith(prefix))
+        if not state_dict:
+            raise KeyError(f'{path}: no key starts with prefix {prefix!r}')
+    return OrderedDict(
+        (k, v) for k, v in state_dict.items() if not k.startswith('head.'))
 
 
 class OverlapPatchEmbed(nn.Module):

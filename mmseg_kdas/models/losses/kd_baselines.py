@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from mmseg_kdas.utils.precision import in_float32
 from .kd_losses import _ALIGN_TO, align_spatial_size
 
 
@@ -160,7 +161,8 @@ class _PairLoss(nn.Module):
     """A loss of (student, teacher) maps, resized to one size first.
 
     Subclasses set ``_function``, called as ``_function(student, teacher,
-    **params)`` with the ``params`` given to ``__init__``.
+    **params)`` with the ``params`` given to ``__init__``, in float32 with
+    autocast off (:func:`~mmseg_kdas.utils.precision.in_float32`).
     """
 
     _function = None
@@ -186,12 +188,14 @@ class _PairLoss(nn.Module):
                 ``align_to`` says.
 
         Returns:
-            Tensor: The weighted scalar loss.
+            Tensor: The weighted scalar loss, float32.
         """
+        return self.loss_weight * in_float32(self._loss, student, teacher)
+
+    def _loss(self, student: Tensor, teacher: Tensor) -> Tensor:
         student, teacher = align_spatial_size(student, teacher,
                                               self.align_to)
-        return self.loss_weight * type(self)._function(
-            student, teacher, **self.params)
+        return type(self)._function(student, teacher, **self.params)
 
     @property
     def loss_name(self) -> str:

@@ -3,17 +3,21 @@
 The maths lives in typed pure functions; the registered modules only hold
 ``loss_weight`` and ``loss_name``, align the spatial sizes of the two maps
 and treat the teacher's map as a target (detached: no gradient reaches it).
-:class:`KDASDistiller` computes every term in float32 with autocast off
-(:func:`mmseg_kdas.models.utils.in_float32`), so ``--amp`` cannot overflow
-them.
+Each module computes in float32 with autocast off
+(:func:`mmseg_kdas.utils.precision.in_float32`), on its own as well as in
+:class:`KDASDistiller` (which wraps every term so once more), so mixed
+precision cannot overflow them in any distiller or training loop.
 """
 import math
+from functools import partial
 from typing import Tuple
 
 import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
+
+from mmseg_kdas.utils.precision import in_float32
 
 _ALIGN_TO = ('teacher', 'student')
 _SYMMETRIC_LOSS_TYPES = ('mse', 'l1', 'cosine')
@@ -181,7 +185,9 @@ class AttentionSupervisionLoss(nn.Module):
     (:func:`self_attention_map`) and its softmax distribution over all
     pixels supervises the student's map through a temperature-scaled KL
     divergence (:func:`attention_supervision_loss`). The teacher's map is a
-    target: it is detached, so no gradient reaches it.
+    target: it is detached, so no gradient reaches it. The loss is computed
+    in float32 with autocast off (under float16 ``P @ P.T`` of a confident
+    teacher's logits overflows).
 
     Args:
         temperature (float): Softmax temperature ``T``. Defaults to 2.0.
@@ -220,13 +226,16 @@ class AttentionSupervisionLoss(nn.Module):
             teacher (Tensor): Teacher logits ``(B, C, Ht, Wt)``.
 
         Returns:
-            Tensor: The weighted scalar loss.
+            Tensor: The weighted scalar loss, float32.
         """
-        student, teacher = align_spatial_size(student, teacher.detach(),
+        return self.loss_weight * in_float32(self._loss, student,
+                                             teacher.detach())
+
+    def _loss(self, student: Tensor, teacher: Tensor) -> Tensor:
+        student, teacher = align_spatial_size(student, teacher,
                                               self.align_to,
                                               self.align_corners)
-        return self.loss_weight * attention_supervision_loss(
-            student, teacher, self.temperature)
+        return attention_supervision_loss(student, teacher, self.temperature)
 
     @property
     def loss_name(self) -> str:
@@ -242,7 +251,7 @@ class SymmetricKDLoss(nn.Module):
     Polyp Segmentation <https://arxiv.org/abs/2312.08555>`_.
 
     The teacher's embedding is a target: it is detached, so no gradient
-    reaches it.
+    reaches it. The loss is computed in float32 with autocast off.
 
     Args:
         loss_type (str): ``'mse'``, ``'l1'`` or ``'cosine'``, see
@@ -272,10 +281,11 @@ class SymmetricKDLoss(nn.Module):
             teacher (Tensor): Teacher embedding, same shape.
 
         Returns:
-            Tensor: The weighted scalar loss.
+            Tensor: The weighted scalar loss, float32.
         """
-        return self.loss_weight * symmetric_kd_loss(
-            student, teacher.detach(), self.loss_type)
+        return self.loss_weight * in_float32(
+            partial(symmetric_kd_loss, loss_type=self.loss_type), student,
+            teacher.detach())
 
     @property
     def loss_name(self) -> str:

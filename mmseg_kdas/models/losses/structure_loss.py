@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..utils import in_float32
+from mmseg_kdas.utils.precision import in_float32
 
 
 def boundary_weight(mask: Tensor,

@@ -8,6 +8,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import OptMultiConfig
 from torch import Tensor
 
+from mmseg_kdas.utils.precision import in_float32
+
 _EMBEDDINGS = ('transpose', 'gram', 'covariance')
 
 
@@ -75,7 +77,10 @@ class SGMNeck(BaseModule):
     adapter (trained with the student) first maps the student map to the
     teacher's channel count; otherwise the two channel counts must match.
     The teacher's map is a target: it is detached, so no gradient reaches
-    it.
+    it. The embeddings are computed in float32 with autocast off
+    (:func:`~mmseg_kdas.utils.precision.in_float32`): a Gram matrix of
+    logits of magnitude 30 over 88 x 88 pixels sums past float16's maximum
+    before it is normalised.
 
     Args:
         embedding (str): ``'transpose'``, ``'gram'`` or ``'covariance'``.
@@ -145,7 +150,7 @@ class SGMNeck(BaseModule):
         Returns:
             tuple[Tensor, Tensor]: The student and teacher embeddings, of one
             shape: ``(B, Ct, S, S)`` for ``'transpose'``, ``(B, Ct, Ct)``
-            otherwise.
+            otherwise; float32.
         """
         if student.dim() != 4 or teacher.dim() != 4:
             raise ValueError('SGMNeck expects NCHW maps, got student '
@@ -157,8 +162,12 @@ class SGMNeck(BaseModule):
                     f'SGMNeck was built for student_channels='
                     f'{self.student_channels}, got a student map of shape '
                     f'{tuple(student.shape)}')
+        return in_float32(self._embed, student, teacher.detach())
+
+    def _embed(self, student: Tensor,
+               teacher: Tensor) -> Tuple[Tensor, Tensor]:
+        if self.adapter is not None:
             student = self.adapter(student)
-        teacher = teacher.detach()
         if student.shape[1] != teacher.shape[1]:
             raise ValueError(
                 'student and teacher maps differ in channels '

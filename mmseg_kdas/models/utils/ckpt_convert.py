@@ -5,22 +5,24 @@ Two kinds of files come from the authors:
 * PVTv2 ImageNet classifiers (``pvt_v2_b0.pth`` ... ``pvt_v2_b5.pth``): the
   backbone's parameter names are the official ones, so these load as they
   are once the classification ``head`` is dropped
-  (:func:`load_pvtv2_pretrained`, used by ``PVTv2.init_weights``).
+  (:func:`~mmseg_kdas.models.backbones.pvtv2.load_pvtv2_pretrained`, used
+  by ``PVTv2.init_weights``).
 * Whole Polyp-PVT models (``PolypPVT.pth`` on PVTv2-B2, the KDAS distilled
   student on PVTv2-B0): converted by :func:`convert_polyp_pvt` into the
   state dict of an mmseg ``EncoderDecoder(PVTv2, PolypPVTHead)``. The
   mapping is a table of key prefixes (:data:`POLYP_PVT_PREFIXES`).
+
+The converters depend on the models (they check a conversion against a
+freshly built ``PVTv2`` + ``PolypPVTHead``), never the other way round: the
+models read their files with :mod:`mmseg_kdas.utils.checkpoint_file`.
 """
-import os.path as osp
-import pickle
 import re
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import List, Tuple
 
-import torch
-from torch import Tensor
-
-StateDict = Dict[str, Tensor]
+from mmseg_kdas.utils.checkpoint_file import StateDict
+from ..backbones.pvtv2 import PVTv2
+from ..decode_heads.polyp_pvt_head import PolypPVTHead
 
 #: Reference (Polyp-PVT / KDAS) key prefix -> mmseg_kdas key prefix.
 POLYP_PVT_PREFIXES: Tuple[Tuple[str, str], ...] = (
@@ -36,75 +38,6 @@ POLYP_PVT_PREFIXES: Tuple[Tuple[str, str], ...] = (
     ('out_CFM.', 'decode_head.cls_cfm.'),
     ('out_SAM.', 'decode_head.cls_sam.'),
 )
-
-
-def load_state_dict_file(path: str) -> StateDict:
-    """Read a checkpoint file, weights only, onto the CPU.
-
-    A ``{'state_dict': ...}`` or ``{'model': ...}`` wrapper is unwrapped
-    and a ``module.`` prefix (DataParallel) is removed.
-
-    Args:
-        path (str): Local checkpoint file.
-
-    Returns:
-        dict[str, Tensor]: The state dict.
-
-    Raises:
-        FileNotFoundError: If ``path`` is not a file.
-        ValueError: If the file does not hold a dict of tensors or cannot
-            be read weights-only.
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint file not found: {path}')
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f'{path}: cannot be read weights-only (it holds objects other '
-            f'than tensors and plain containers); save its state dict '
-            f'alone and load that: {err}') from err
-    for wrapper in ('state_dict', 'model'):
-        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
-            obj = obj[wrapper]
-            break
-    if not isinstance(obj, dict) or not obj:
-        raise ValueError(f'{path}: expected a non-empty state dict, got '
-                         f'{type(obj).__name__}')
-    not_tensors = [k for k, v in obj.items() if not isinstance(v, Tensor)]
-    if not_tensors:
-        raise ValueError(f'{path}: entries that are not tensors: '
-                         f'{not_tensors[:10]}')
-    if all(k.startswith('module.') for k in obj):
-        obj = {k[len('module.'):]: v for k, v in obj.items()}
-    return OrderedDict(obj)
-
-
-def load_pvtv2_pretrained(path: str,
-                          prefix: Optional[str] = None) -> StateDict:
-    """Read PVTv2 backbone weights from an official ImageNet file.
-
-    Args:
-        path (str): ``pvt_v2_b*.pth`` (or any checkpoint holding a PVTv2).
-        prefix (str, optional): Keep only keys starting with ``prefix`` and
-            strip it, e.g. ``'backbone.'`` for a whole Polyp-PVT or mmseg
-            checkpoint. None keeps all keys.
-
-    Returns:
-        dict[str, Tensor]: Backbone weights, classification head dropped.
-
-    Raises:
-        KeyError: If ``prefix`` matches no key.
-    """
-    state_dict = load_state_dict_file(path)
-    if prefix:
-        state_dict = OrderedDict((k[len(prefix):], v)
-                                 for k, v in state_dict.items()
-                                 if k.startswith(prefix))
-        if not state_dict:
-            raise KeyError(f'{path}: no key starts with prefix {prefix!r}')
-    return OrderedDict(
-        (k, v) for k, v in state_dict.items() if not k.startswith('head.'))
 
 
 def polyp_pvt_convert(state_dict: StateDict) -> StateDict:
@@ -153,8 +86,6 @@ def infer_pvtv2_arch(state_dict: StateDict, prefix: str = '') -> str:
         KeyError: If a stage's patch embedding is missing.
         ValueError: If the shapes fit no known variant.
     """
-    from ..backbones.pvtv2 import PVTv2
-
     dims, depths, mlp_ratios = [], [], []
     for stage in range(1, 5):
         key = f'{prefix}patch_embed{stage}.proj.weight'
@@ -225,9 +156,6 @@ def convert_polyp_pvt(state_dict: StateDict) -> Tuple[StateDict, str]:
             missing, unexpected or mis-shaped key (all are listed, under
             their reference names).
     """
-    from ..backbones.pvtv2 import PVTv2
-    from ..decode_heads.polyp_pvt_head import PolypPVTHead
-
     if any(k.startswith('decode_head.') for k in state_dict):
         raise ValueError('the checkpoint is already in mmseg format '
                          '(decode_head.* keys): load it as it is')
