@@ -1,5 +1,7 @@
 """Polyp data: the PraNet-layout dataset, mask loading, synthetic data."""
 from .polyp import POLYP_SUFFIXES, PolypDataset, list_polyp_pairs
+from .pranet_split import (PRANET_VAL_FILE, make_val_split, read_split_file,
+                           select_split)
 from .soft_masks import PackPolypInputs, SoftMaskResize
 from .synthetic import (make_synthetic_polyp_dataset,
                         make_synthetic_polyp_pair, write_polyp_pairs)
@@ -9,5 +11,6 @@ __all__ = [
     'PolypDataset', 'POLYP_SUFFIXES', 'list_polyp_pairs',
     'LoadPolypAnnotations', 'binarize_mask',
     'make_synthetic_polyp_dataset', 'make_synthetic_polyp_pair',
-    'write_polyp_pairs', 'SoftMaskResize', 'PackPolypInputs'
+    'write_polyp_pairs', 'SoftMaskResize', 'PackPolypInputs',
+    'PRANET_VAL_FILE', 'make_val_split', 'read_split_file', 'select_split'
 ]

@@ -8,6 +8,8 @@ from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
+from .pranet_split import PRANET_VAL_FILE, SPLITS, select_split
+
 __all__ = [
     'PolypDataset', 'POLYP_SUFFIXES', 'index_by_stem', 'list_polyp_pairs'
 ]
@@ -152,6 +154,16 @@ class PolypDataset(BaseSegDataset):
         seg_map_suffix: Suffix or suffixes of mask files.
         ann_file: Optional text file of the stems to use, one per line
             (relative to ``data_root``); default: every image of the folder.
+        split: ``'val'``: only the images listed in ``split_file``;
+            ``'train-minus-val'``: all the others; None (default): every
+            image (of ``ann_file`` if given). Every listed image must be in
+            the folder, else the error names the file and the images.
+        split_file: The validation list, one stem per line (``#`` lines
+            are comments); absolute or relative to the working directory.
+            Defaults to the packaged PraNet validation split,
+            ``mmseg_kdas/datasets/splits/pranet_val.txt`` (150 of the
+            1,450 training images, see
+            :mod:`mmseg_kdas.datasets.pranet_split`).
         **kwargs: Other arguments of ``BaseSegDataset`` (``pipeline``,
             ``data_root``, ``test_mode``, ``indices`` ...).
 
@@ -163,6 +175,13 @@ class PolypDataset(BaseSegDataset):
         ...     pipeline=[])  # doctest: +SKIP
         >>> dataset[0]['test_set']  # doctest: +SKIP
         'Kvasir'
+        >>> val = PolypDataset(
+        ...     data_root='data/polyp', split='val', test_set='PraNet-val',
+        ...     data_prefix=dict(img_path='TrainDataset/images',
+        ...                      seg_map_path='TrainDataset/masks'),
+        ...     pipeline=[])  # doctest: +SKIP
+        >>> len(val)  # doctest: +SKIP
+        150
     """
 
     METAINFO = dict(
@@ -175,7 +194,14 @@ class PolypDataset(BaseSegDataset):
                  img_suffix: Union[str, Sequence[str]] = POLYP_SUFFIXES,
                  seg_map_suffix: Union[str, Sequence[str]] = POLYP_SUFFIXES,
                  ann_file: str = '',
+                 split: Optional[str] = None,
+                 split_file: str = PRANET_VAL_FILE,
                  **kwargs) -> None:
+        if split is not None and split not in SPLITS:
+            raise ValueError(f'PolypDataset: split must be one of {SPLITS} '
+                             f'or None, got {split!r}')
+        self.split = split
+        self.split_file = split_file
         if kwargs.get('reduce_zero_label', False):
             raise ValueError('PolypDataset does not support '
                              'reduce_zero_label=True: 0 is the background')
@@ -227,6 +253,11 @@ class PolypDataset(BaseSegDataset):
                     f'{len(unknown)} stem(s) of {self.ann_file} have no '
                     f'image in {img_dir}: {", ".join(unknown[:10])}')
             pairs = [by_stem[s] for s in wanted]
+        if self.split is not None:
+            by_stem = {stem: (stem, img, mask) for stem, img, mask in pairs}
+            kept = select_split([stem for stem, _, _ in pairs], self.split,
+                                self.split_file, where=img_dir)
+            pairs = [by_stem[s] for s in kept]
 
         test_set = self.test_set or osp.basename(
             osp.dirname(osp.normpath(img_dir))) or osp.basename(

@@ -235,8 +235,12 @@ class ChannelWiseDivergence(_PairLoss):
         temperature (float): Temperature ``T``. Defaults to 1.0.
         align_to (str): ``'teacher'`` or ``'student'``: whose size the other
             map is resized to when they differ. Defaults to 'teacher'.
-        loss_weight (float): Multiplier of the loss; mmrazor's segmentation
-            configs use 3 with ``T = 1``. Defaults to 1.0.
+        loss_weight (float): Multiplier of the loss. Published
+            segmentation settings: ``T = 1``, weight 5 (mmrazor's Cityscapes
+            config ``cwd_logits_pspnet_r101_d8_pspnet_r18_d8_512x1024_
+            cityscapes_80k.py``); ``T = 4``, weight 3 (the CWD authors'
+            script, irfanICMLL/TorchDistiller ``exp_cwd.sh channel kl 3
+            4``). Defaults to 1.0.
         loss_name (str): Name of the loss item. Defaults to 'loss_cwd'.
     """
 
