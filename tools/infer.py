@@ -20,6 +20,8 @@ frames are named, skipped and listed at the end; the exit status is then 1.
 import argparse
 import sys
 
+import cv2
+
 from mmseg_kdas.deployment.backends import (BACKENDS,
                                             OPENVINO_DEFAULT_PRECISION,
                                             OPENVINO_PRECISIONS,
@@ -72,6 +74,9 @@ def parse_args():
 
 def main():
     args = parse_args()
+    # OpenCV's work of a frame runs in its own pipeline stage; its thread
+    # pool would only compete with the network's threads for the cores
+    cv2.setNumThreads(1)
     try:
         input_kind(args.input)
         predictor = build_predictor(args.model, args.checkpoint,

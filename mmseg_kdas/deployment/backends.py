@@ -251,8 +251,8 @@ class OpenVINOPredictor(Predictor):
     """An exported ``.onnx`` file compiled by OpenVINO for the CPU.
 
     The file's dynamic batch size is fixed per call: a model is compiled
-    for each batch size met (static shapes let OpenVINO fuse more), once.
-    One stream, latency hint.
+    for each batch size met (static shapes let OpenVINO fuse more), once;
+    batch 1 at construction. One stream, latency hint.
 
     Args:
         onnx_path: Written by ``tools/deployment/pytorch2onnx.py``.
@@ -302,6 +302,7 @@ class OpenVINOPredictor(Predictor):
         if threads:
             self.config['INFERENCE_NUM_THREADS'] = int(threads)
         self._requests: Dict[int, Tuple[object, object]] = {}
+        self._request(1)  # compiled now, not in the first frame's time
 
     def _request(self, batch_size: int):
         """The infer request of a model compiled for ``batch_size``."""

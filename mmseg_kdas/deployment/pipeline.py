@@ -158,7 +158,15 @@ def resize_logits(logits: np.ndarray, image_size: Tuple[int, int],
     rows, cols = resize_matrices(spec.output_size,
                                  (spec.input_size, tuple(image_size)),
                                  spec.align_corners)
-    return np.stack([rows @ channel @ cols.T for channel in logits])
+    # OpenCV's product, not NumPy's: under the threads of cv2.setNumThreads
+    # (tools/infer.py: one), where OpenBLAS's own threads would compete
+    # with the network's for the cores
+    return np.stack([
+        cv2.gemm(
+            cv2.gemm(rows, np.ascontiguousarray(channel, np.float32), 1, None,
+                     0), cols, 1, None, 0, flags=cv2.GEMM_2_T)
+        for channel in logits
+    ])
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

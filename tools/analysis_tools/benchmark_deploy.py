@@ -283,6 +283,8 @@ def main():
     for bs in args.batch_sizes:
         header += [f'b{bs} ms', f'b{bs} img/s']
     header += ['b1 vs PyTorch', f'b1 vs {results[0]["name"]}']
+    if args.plain:
+        header.append('b1 vs plain')
     rows = []
     first = results[0]['times']
     for result in results:
@@ -300,6 +302,9 @@ def main():
             row.append(f'{torch_b1 / times[1]:.2f}x' if torch_b1 else '-')
             ref = first.get(key, {}).get(1)
             row.append(f'{ref / times[1]:.2f}x' if ref else '-')
+            if args.plain:
+                plain = times_of.get(('plain', backend, precision), {}).get(1)
+                row.append(f'{plain / times[1]:.2f}x' if plain else '-')
             rows.append(row)
     print(f'\nInput {args.size}x{args.size}, uint8 RGB in; graph '
           '"deployed": rewrites, logits before the final upsampling out; '
