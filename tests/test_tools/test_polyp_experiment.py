@@ -1,10 +1,20 @@
-"""The KD experiment tool: its protocol and its statistics."""
+"""The KD experiment tool: its rules, its plan and its steps (no training).
+
+The selection rules are checked on fake records; the whole protocol runs
+with a fake command runner that writes what ``tools/train.py``,
+``tools/test.py`` and ``tools/cache_teacher.py`` would (logs, checkpoint
+names, metrics), so that the order of the steps, what is chosen, the stops
+and the skipping of finished steps are checked in seconds.
+"""
 import importlib.util
+import json
+import math
 import os
 import os.path as osp
 
 import pytest
 from conftest import ROOT
+from mmengine.config import Config
 
 
 def _tool():
@@ -17,10 +27,60 @@ def _tool():
 
 
 tool = _tool()
+NAN = float('nan')
+
+
+# The rules, on fake records
+
+
+def test_select_setting_picks_the_best_and_the_first_on_a_tie():
+    a, b, c = ((('x', 1.0), ), (('x', 2.0), ), (('x', 3.0), ))
+    assert tool.select_setting([a, b, c], {a: 0.60, b: 0.64, c: 0.62}) == b
+    assert tool.select_setting([a, b, c], {a: 0.64, b: 0.64, c: 0.62}) == a
+    # a diverged run is never chosen, even first in the grid
+    assert tool.select_setting([a, b, c], {a: NAN, b: 0.5, c: 0.4}) == b
+    with pytest.raises(KeyError, match='x = 3'):
+        tool.select_setting([a, b, c], {a: 0.6, b: 0.6})
+    with pytest.raises(tool.ProtocolError, match='diverged'):
+        tool.select_setting([a], {a: NAN})
+
+
+def test_choose_teacher_and_its_agreement_check():
+    curves = {0: {600: 0.70, 1200: 0.78, 1800: 0.78},
+              1: {600: 0.72, 1200: 0.77, 1800: 0.79}}
+    choice = tool.choose_teacher(curves, tolerance=0.02)
+    assert (choice['seed'], choice['iter'], choice['value']) == (1, 1800,
+                                                                 0.79)
+    assert choice['runs'] == {0: (1200, 0.78), 1: (1800, 0.79)}  # earliest
+    assert choice['spread'] == pytest.approx(0.01)
+    curves[1][1800] = 0.81  # 0.03 apart
+    with pytest.raises(tool.ProtocolError) as err:
+        tool.choose_teacher(curves, tolerance=0.02)
+    assert '0.7800' in str(err.value) and '0.8100' in str(err.value)
+    assert tool.best_checkpoint({3: NAN, 5: 0.2}) == (5, 0.2)
+
+
+def test_gate_refuses_a_teacher_too_close_to_the_student():
+    assert tool.check_gate(0.80, 0.72, 0.05) == pytest.approx(0.08)
+    assert tool.check_gate(0.75, 0.70, 0.05) == pytest.approx(0.05)
+    with pytest.raises(tool.ProtocolError) as err:
+        tool.check_gate(0.7412, 0.7098, 0.05)
+    assert 'teacher 0.7412' in str(err.value)
+    assert 'plain student (seed 0) 0.7098' in str(err.value)
+    with pytest.raises(tool.ProtocolError):
+        tool.check_gate(0.66, 0.68, 0.05)  # behind
+
+
+def test_gap_share_only_where_the_teacher_leads():
+    assert tool.gap_share(0.82, 0.62, 0.67) == pytest.approx(0.25)
+    assert tool.gap_share(0.667, 0.684, 0.669) is None  # behind (issue)
+    assert tool.gap_share(0.685, 0.684, 0.7) is None  # lead under 0.01
+    assert tool.gap_share(0.685, 0.684, 0.7, min_lead=0.0) == pytest.approx(
+        16.0)
 
 
 def _record(mdice):
-    return dict(metrics={'Kvasir/mDice': mdice}, minutes=1.0, curves={})
+    return dict(test={'Kvasir/mDice': mdice}, minutes=1.0, val={})
 
 
 def test_summarize_by_hand():
@@ -42,6 +102,8 @@ def test_summarize_by_hand():
     # (0.67 - 0.62) / (0.82 - 0.62)
     assert stats['gap_closed']['KDAS'] == pytest.approx(0.25)
     assert 'student' not in stats['paired']
+    behind = tool.summarize(results, _record(0.61), 'Kvasir/mDice')
+    assert behind['gap_closed'] == {'KDAS': None}
 
 
 def test_one_seed_has_zero_std_and_no_student_no_pairs():
@@ -51,29 +113,78 @@ def test_one_seed_has_zero_std_and_no_student_no_pairs():
     assert stats['paired'] == {} and stats['gap_closed'] == {}
 
 
-def test_test_sets_are_found(tmp_path):
-    for name in ('Kvasir', 'ETIS'):
-        for sub in ('images', 'masks'):
-            os.makedirs(tmp_path / 'TestDataset' / name / sub)
-    os.makedirs(tmp_path / 'TestDataset' / 'empty')
-    assert tool.find_test_sets(str(tmp_path)) == ['ETIS', 'Kvasir']
-    with pytest.raises(FileNotFoundError, match='no test set in'):
-        tool.find_test_sets(str(tmp_path / 'nowhere'))
+def test_final_methods_hold_the_ablation_and_tuned_only_if_different():
+    paper = {f: g[0] for f, g in tool.GRIDS.items()}
+    methods = tool.final_methods(paper)
+    assert list(methods) == [
+        'student', 'KDAS (paper)', 'KDAS-ref', 'PixelKD (tuned)',
+        'CWD (tuned)', 'AT (tuned)', 'L_AT alone', 'L_SGM alone'
+    ]
+    assert dict(methods['L_AT alone'].setting)['sgm_weight'] == 0.0
+    assert dict(methods['L_SGM alone'].setting)['at_weight'] == 0.0
+    assert dict(methods['L_SGM alone'].setting)['alpha'] == 0.3
+    tuned = dict(paper, KDAS=tool.GRIDS['KDAS'][3])
+    methods = tool.final_methods(tuned)
+    assert methods['KDAS (tuned)'] == tool.Run('KDAS',
+                                               tool.GRIDS['KDAS'][3])
+    assert methods['KDAS (paper)'].setting == tool.KDAS_PAPER
+
+
+def test_grids_are_small_and_hold_the_published_settings():
+    assert all(len(g) <= 4 for g in tool.GRIDS.values())
+    assert tool.GRIDS['KDAS'][0] == (('alpha', 0.3),
+                                     ('loss_at.temperature', 2.0))
+    cwd = [dict(s) for s in tool.GRIDS['CWD']]
+    assert {s['loss_at.temperature'] for s in cwd} == {1.0, 4.0}
+    assert {'loss_at.temperature': 1.0, 'loss_at.loss_weight': 5.0} in cwd
+    assert {'loss_at.temperature': 4.0, 'loss_at.loss_weight': 3.0} in cwd
+    slugs = [tool.Run(f, s).key for f, g in tool.GRIDS.items() for s in g]
+    assert len(set(slugs)) == len(slugs)
+
+
+def test_caches_one_per_set_of_teacher_maps():
+    needs = {
+        f: tool._family_sources(f)
+        for f in tool.FAMILIES if f != 'student'
+    }
+    assert needs['KDAS'] == {'head:0', 'head:1'}
+    assert needs['KDAS-ref'] == {'head:0'}
+    assert needs['AT'] == {f'backbone:{i}' for i in range(4)}
+    plan = tool.plan_caches(needs)
+    head = frozenset({'head:0', 'head:1'})
+    assert plan['KDAS-ref'] == plan['CWD'] == plan['PixelKD'] == head
+    assert plan['AT'] == needs['AT'] and len(set(plan.values())) == 2
+    assert tool.cache_name(head) == 'head0-head1'
+    cmd = tool.cache_command('c.py', 'out', 't.pth')
+    assert cmd[1:] == [
+        'tools/cache_teacher.py', 'c.py', '--out', 'out', '--cfg-options',
+        'model.teacher_ckpt=t.pth'
+    ]
 
 
 def test_every_method_trains_under_one_protocol(tmp_path):
     args = tool.parse_args([str(tmp_path), '--size', '96'])
-    for name, base in list(tool.METHODS.items()) + [('teacher',
-                                                     tool.TEACHER)]:
-        cfg = tool.protocol_config(base, args, ['ETIS', 'Kvasir'], 60, 30,
-                                   seed=2, teacher_ckpt='t.pth')
+    for name, base in list(tool.FAMILIES.items()) + [('teacher',
+                                                      tool.TEACHER)]:
+        kd = name not in ('student', 'teacher')
+        cfg = tool.protocol_config(
+            base, args, ['ETIS', 'Kvasir'], 60, 30, seed=2,
+            teacher_ckpt='t.pth', teacher_cache='cache' if kd else None)
         assert cfg.train_cfg.type == 'MultiScaleIterBasedTrainLoop'
         assert (cfg.train_cfg.max_iters, cfg.train_cfg.val_interval) == (60,
                                                                          30)
+        [sched] = cfg.param_scheduler
+        assert (sched['type'], sched['T_max'], sched['eta_min'],
+                sched['by_epoch']) == ('CosineAnnealingLR', 60, 0.0, False)
         assert cfg.randomness.seed == 2
         assert cfg.optim_wrapper.optimizer.lr == args.lr
-        assert cfg.train_dataloader.batch_size == args.batch_size
-        pipeline = cfg.train_dataloader.dataset.pipeline
+        train = cfg.train_dataloader
+        assert train.batch_size == args.batch_size
+        assert train.dataset.split == 'train-minus-val'
+        val = cfg.val_dataloader.dataset
+        assert (val.split, val.test_set) == ('val', 'PraNet-val')
+        assert train.dataset.split_file == val.split_file == args.split_file
+        pipeline = train.dataset.pipeline
         assert [t['type'] for t in pipeline] == [
             'LoadImageFromFile', 'LoadPolypAnnotations', 'Resize',
             'PackSegInputs'
@@ -86,16 +197,77 @@ def test_every_method_trains_under_one_protocol(tmp_path):
         sets = [d.test_set for d in cfg.test_dataloader.dataset.datasets]
         assert sets == ['ETIS', 'Kvasir']
         if cfg.model.type == 'KDASDistiller':
-            assert name != 'student'
+            assert kd
             assert cfg.model.teacher_ckpt == 't.pth'
+            assert cfg.model.teacher_cache == 'cache'
             assert cfg.model.teacher.backbone.arch == 'b2'
             assert cfg.model.student.backbone.arch == 'b0'
             assert cfg.model.student.backbone.init_cfg is None
         else:
-            assert name in ('student', 'teacher')
+            assert not kd
             assert cfg.model.backbone.arch == ('b2' if name == 'teacher'
                                                else 'b0')
             assert cfg.model.backbone.init_cfg is None
+    cfg = tool.protocol_config(tool.FAMILIES['CWD'], args, ['Kvasir'], 60,
+                               30, 0, 't.pth', tool.GRIDS['CWD'][1])
+    assert cfg.model.loss_at.temperature == 4.0
+    assert cfg.model.loss_at.loss_weight == 3.0
+    assert 'teacher_cache' not in cfg.model
+    cfg = tool.protocol_config(tool.FAMILIES['KDAS'], args, ['Kvasir'], 60,
+                               30, 0, 't.pth',
+                               tool.final_methods(
+                                   {f: g[0] for f, g in tool.GRIDS.items()})
+                               ['L_SGM alone'].setting)
+    assert (cfg.model.alpha, cfg.model.at_weight,
+            cfg.model.sgm_weight) == (0.3, 0.0, 1.0)
+    with pytest.raises(ValueError, match='not a distiller'):
+        tool.protocol_config(tool.FAMILIES['student'], args, ['Kvasir'], 60,
+                             30, 0, setting=(('alpha', 0.5), ))
+    cfg = tool.protocol_config(tool.TEACHER, args, ['Kvasir'], 60, 30, 0,
+                               save_best=True)
+    assert cfg.default_hooks.checkpoint.save_best == 'PraNet-val/mDice'
+
+
+def test_the_default_plan_fits_eight_hours():
+    args = tool.parse_args(['data'])
+    steps = tool.plan_steps(args, num_val=150, num_test=100)
+    counts = {}
+    for step in steps:
+        counts[step.stage] = counts.get(step.stage, 0) + 1
+    assert counts == {
+        '1 teachers': 2,
+        '2 gate': 1,
+        '3 caches': 2,
+        '4 grid': 15,
+        '5 final': 21,
+        '6 tests': 28
+    }
+    total = sum(s.minutes for s in steps)
+    assert 360 < total <= 480, total
+    # the teacher online costs more: over the budget, and the plan says so
+    slow = tool.plan_steps(
+        tool.parse_args(['data', '--no-teacher-cache']), 150, 100)
+    assert not any(s.stage == '3 caches' for s in slow)
+    text = tool.format_plan(slow, 480)
+    assert 'WARNING: over the budget' in text
+    assert 'over' not in tool.format_plan(steps, 480)
+
+
+def test_arguments_are_checked():
+    with pytest.raises(SystemExit):
+        tool.parse_args(['data', '--iters', '801'])  # last not validated
+    with pytest.raises(SystemExit):
+        tool.parse_args(['data', '--seeds', '1', '2'])
+
+
+def test_test_sets_are_found(tmp_path):
+    for name in ('Kvasir', 'ETIS'):
+        for sub in ('images', 'masks'):
+            os.makedirs(tmp_path / 'TestDataset' / name / sub)
+    os.makedirs(tmp_path / 'TestDataset' / 'empty')
+    assert tool.find_test_sets(str(tmp_path)) == ['ETIS', 'Kvasir']
+    with pytest.raises(FileNotFoundError, match='no test set in'):
+        tool.find_test_sets(str(tmp_path / 'nowhere'))
 
 
 def test_a_killed_attempt_is_counted_to_its_last_write(tmp_path):
@@ -112,3 +284,230 @@ def test_a_killed_attempt_is_counted_to_its_last_write(tmp_path):
     assert (tmp_path / 'train_minutes.txt').read_text() == '2.00\n7.50\n'
     assert not (tmp_path / tool.STARTED).exists()
     assert tool.account_interrupted_attempt(run_dir) is None  # counted once
+
+
+# The whole protocol with a fake runner
+
+
+def student_score(model: dict) -> float:
+    """Validation mDice the fake gives a student run, from its config."""
+    if model['type'] != 'KDASDistiller':
+        return 0.70
+    at = model['loss_at']
+    kind = at['type']
+    if kind == 'AttentionSupervisionLoss':
+        if model['sgm_weight'] == 0 or model['at_weight'] == 0:
+            return 0.71
+        # the grid's last KDAS setting (alpha 0.5, T 4) is the best
+        return 0.72 + 0.01 * (model['alpha'] == 0.5) + 0.005 * (
+            at['temperature'] == 4.0)
+    if kind == 'PixelKDLoss':
+        return 0.70  # a tie: the first setting wins
+    if kind == 'ChannelWiseDivergence':
+        return 0.60 + 0.1 * (at['temperature'] == 4.0) - 0.01 * (
+            at['loss_weight'] > 1)  # T 4, weight 1 wins
+    if kind == 'AttentionTransferLoss':
+        return 0.69 + 0.001 * at['loss_weight'] / 100  # 2500 would win ...
+    return 0.705  # KDAS-ref
+
+
+class FakeRunner:
+    """Does what the commands would, on the files the tool reads."""
+
+    def __init__(self, teacher_curves=None, fail_at=None):
+        self.calls = []
+        self.teacher_curves = teacher_curves or {
+            0: [0.70, 0.78],
+            1: [0.71, 0.79]
+        }
+        self.fail_at = fail_at  # the n-th training call fails
+
+    def __call__(self, cmd, log_file):
+        self.calls.append(cmd)
+        tool_name = cmd[1]
+        if tool_name == 'tools/cache_teacher.py':
+            os.makedirs(cmd[cmd.index('--out') + 1])
+        elif tool_name == 'tools/train.py':
+            self.train(cmd[2], cmd[4], log_file)
+        elif tool_name == 'tools/test.py':
+            self.test(cmd[2], cmd[-1])
+        else:
+            raise AssertionError(cmd)
+
+    def train(self, cfg_file, work_dir, log_file):
+        trains = sum(c[1] == 'tools/train.py' for c in self.calls)
+        if trains == self.fail_at:
+            raise RuntimeError('killed')
+        cfg = Config.fromfile(cfg_file, import_custom_modules=False)
+        model = cfg.model
+        iters = cfg.train_cfg.max_iters
+        interval = cfg.train_cfg.val_interval
+        steps = list(range(interval, iters + 1, interval))
+        if model.type == 'KDASDistiller' and \
+                model.loss_at.type == 'AttentionTransferLoss' and \
+                model.loss_at.loss_weight == 2500:
+            with open(log_file, 'a') as f:
+                f.write('FloatingPointError: non-finite loss at iteration 1:'
+                        ' loss_at_0 = nan\n')
+            raise RuntimeError('diverged')
+        if model.type == 'KDASDistiller' or model.backbone.arch == 'b0':
+            values = [student_score(model)] * len(steps)
+        else:
+            values = self.teacher_curves[cfg.randomness.seed]
+        logs = osp.join(work_dir, '20260101_000000', 'vis_data')
+        os.makedirs(logs, exist_ok=True)
+        with open(osp.join(logs, 'scalars.json'), 'w') as f:
+            for step, value in zip(steps, values):
+                f.write(json.dumps({'step': step, tool.VAL_KEY: value}) +
+                        '\n')
+        open(osp.join(work_dir, f'iter_{iters}.pth'), 'w').close()
+        if cfg.default_hooks.checkpoint.get('save_best'):
+            best = steps[values.index(max(values))]
+            open(osp.join(work_dir, f'best_PraNet-val_mDice_iter_{best}.pth'),
+                 'w').close()
+        if model.type == 'KDASDistiller':
+            open(osp.join(work_dir, f'iter_{iters}_student.pth'), 'w').close()
+            open(osp.join(work_dir, 'student_config.py'), 'w').close()
+
+    def test(self, cfg_file, test_dir):
+        run_dir = osp.dirname(cfg_file)
+        if osp.basename(cfg_file) == 'teacher.py':
+            dice = {'Kvasir': 0.80, 'ETIS': 0.50}
+        else:
+            cfg = Config.fromfile(
+                osp.join(run_dir, osp.basename(osp.dirname(osp.dirname(
+                    run_dir))) + '.py'),
+                import_custom_modules=False)
+            seed = int(osp.basename(run_dir)[4:])
+            base = student_score(cfg.model) - 0.05 + 0.001 * seed
+            dice = {'Kvasir': base, 'ETIS': base - 0.1}
+        metrics = {
+            f'{ts}/{m}': value
+            for ts, value in dice.items() for m in tool.MEASURES
+        }
+        out = osp.join(test_dir, '20260101_000001')
+        os.makedirs(out, exist_ok=True)
+        with open(osp.join(out, '20260101_000001.json'), 'w') as f:
+            json.dump(metrics, f)
+
+
+def _data_root(tmp_path):
+    for name in ('Kvasir', 'ETIS'):
+        for sub in ('images', 'masks'):
+            os.makedirs(tmp_path / 'data' / 'TestDataset' / name / sub,
+                        exist_ok=True)
+    return str(tmp_path / 'data')
+
+
+def _argv(tmp_path, *extra):
+    return [
+        _data_root(tmp_path), '--work-dir',
+        str(tmp_path / 'work'), '--teacher-iters', '4',
+        '--teacher-val-interval', '2', '--iters', '2', '--val-interval', '2',
+        '--num-workers', '0', *extra
+    ]
+
+
+def _kinds(calls):
+    kinds = {}
+    for cmd in calls:
+        kinds[cmd[1]] = kinds.get(cmd[1], 0) + 1
+    return kinds
+
+
+def test_the_protocol_end_to_end_and_rerun_skips_everything(tmp_path,
+                                                            capsys):
+    runner = FakeRunner(fail_at=10)
+    with pytest.raises(RuntimeError, match='killed'):  # interrupted
+        tool.main(_argv(tmp_path), runner)
+    assert tool.main(_argv(tmp_path), runner) == 0  # resumed
+    # 2 teachers, the gate's student, 15 grid runs (AT 2500 diverges), 21
+    # final runs; the killed attempt is the one run twice
+    assert _kinds(runner.calls) == {
+        'tools/train.py': 39 + 1,
+        'tools/cache_teacher.py': 2,
+        'tools/test.py': 9 * 3 + 1
+    }
+    work = tmp_path / 'work'
+    selection = json.loads((work / 'selection.json').read_text())
+    assert selection['selected'] == {
+        'KDAS': 'α = 0.5, T = 4',
+        'PixelKD': 'T = 2, weight = 1',
+        'CWD': 'T = 4, weight = 1',
+        'AT': 'weight = 500',
+    }
+    assert selection['teacher']['seed'] == 1
+    assert selection['teacher']['iter'] == 4
+    assert selection['teacher']['ckpt'].endswith(
+        'teacher/seed1/best_PraNet-val_mDice_iter_4.pth')
+    grid = {g['setting']: g['score'] for g in selection['grid']['AT']}
+    assert math.isnan(grid['weight = 2500'])
+    # every KD run trains from the cache of its maps
+    for name, cache in (('KDAS/a0.5_T4/seed2/KDAS.py', 'head0-head1'),
+                        ('KDAS-ref/default/seed1/KDAS-ref.py',
+                         'head0-head1'),
+                        ('AT/w500/seed2/AT.py',
+                         'backbone0-backbone1-backbone2-backbone3')):
+        cfg = Config.fromfile(str(work / 'runs' / name),
+                              import_custom_modules=False)
+        assert cfg.model.teacher_cache == str(work / 'teacher_cache' / cache)
+        assert cfg.model.teacher_ckpt == selection['teacher']['ckpt']
+    report = (work / 'results.md').read_text()
+    for method in ('KDAS (paper)', 'KDAS (tuned)', 'KDAS-ref', 'L_AT alone',
+                   'L_SGM alone', 'CWD (tuned)', 'AT (tuned)',
+                   'PixelKD (tuned)'):
+        assert f'| {method} | 3 |' in report
+    # ETIS: teacher 0.50 vs plain student 0.551, no share; Kvasir: 0.80 vs
+    # 0.651, KDAS (tuned) 0.686: (0.686 - 0.651) / (0.80 - 0.651) = 23.5 %
+    etis = report[report.index('| model | seeds | ETIS mDice'):
+                  report.index('| model | seeds | Kvasir mDice')]
+    kvasir = report[report.index('| model | seeds | Kvasir mDice'):]
+    assert 'not at least 0.01 ahead' in etis and 'gap closed' not in etis
+    assert 'not at least 0.01 ahead' not in kvasir
+    assert '| KDAS (tuned) | +0.0350, +0.0350, +0.0350 | +0.0350 | 23.5% |' \
+        in kvasir
+    assert '**weight = 500**' in report and '| AT | weight = 2500 | ' \
+        'diverged |' in report
+    assert (work / 'results_Kvasir.png').is_file()
+    assert (work / 'results_ETIS.png').is_file()
+
+    rerun = FakeRunner()
+    assert tool.main(_argv(tmp_path), rerun) == 0
+    assert rerun.calls == []  # every step was done
+    assert (work / 'results.md').read_text() == report
+    out = capsys.readouterr().out
+    assert 'Plan (estimated minutes' in out and 'total:' in out
+
+
+def test_the_gate_stops_before_any_student_is_distilled(tmp_path, capsys):
+    runner = FakeRunner(teacher_curves={0: [0.70, 0.73], 1: [0.71, 0.74]})
+    assert tool.main(_argv(tmp_path), runner) == 2
+    err = capsys.readouterr().err
+    assert 'teacher 0.7400' in err and 'plain student (seed 0) 0.7000' in err
+    assert _kinds(runner.calls) == {'tools/train.py': 3}
+
+
+def test_disagreeing_teachers_stop_the_protocol(tmp_path, capsys):
+    runner = FakeRunner(teacher_curves={0: [0.70, 0.78], 1: [0.71, 0.81]})
+    assert tool.main(_argv(tmp_path), runner) == 2
+    err = capsys.readouterr().err
+    assert 'seed 0: 0.7800' in err and 'seed 1: 0.8100' in err
+    assert _kinds(runner.calls) == {'tools/train.py': 2}
+
+
+def test_a_work_dir_of_another_protocol_is_refused(tmp_path, capsys):
+    runner = FakeRunner(teacher_curves={0: [0.70, 0.73], 1: [0.71, 0.74]})
+    tool.main(_argv(tmp_path), runner)
+    argv = _argv(tmp_path)
+    argv[argv.index('--iters') + 1] = '4'
+    assert tool.main(argv, FakeRunner()) == 2
+    assert 'iters' in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_plan_only(tmp_path, capsys):
+    runner = FakeRunner()
+    assert tool.main([str(tmp_path / 'none'), '--dry-run'], runner) == 0
+    out = capsys.readouterr().out
+    assert 'validation split: 150 images' in out
+    assert '4 grid: 15 step(s)' in out and 'total:' in out
+    assert runner.calls == []

@@ -1,57 +1,85 @@
-"""CPU-scale KD experiment on real polyp images: does distillation help?
+"""CPU-scale KD experiment on real polyp images, with one selection protocol.
 
     python tools/analysis_tools/polyp_experiment.py DATA_ROOT
-        [--work-dir work_dirs/polyp_experiment]
-        [--methods student KDAS CWD] [--seeds 0 1 2]
+        [--work-dir work_dirs/polyp_experiment] [--dry-run]
+        [--seeds 0 1 2] [--teacher-seeds 0 1]
         [--size 128] [--batch-size 8] [--lr 5e-4]
-        [--teacher-iters 3600] [--iters 1200] [--val-interval 300]
-        [--teacher-val-interval 900]
+        [--teacher-iters 3000] [--iters 800]
+        [--teacher-val-interval 600] [--val-interval 400]
+        [--teacher-tolerance 0.02] [--gate-margin 0.05]
+        [--no-teacher-cache] [--budget-minutes 480]
 
-Trains from scratch (no pretrained weights; none are reachable offline), on
-``DATA_ROOT`` in the PraNet layout (``TrainDataset/{images,masks}``,
-``TestDataset/<set>/{images,masks}``):
+Everything trains from scratch (no pretrained weights are reachable
+offline) on ``DATA_ROOT`` in the PraNet layout, on the training images
+that are not in the validation split (``PolypDataset(split=
+'train-minus-val')``, 1,300 of the 1,450; the split is
+``mmseg_kdas/datasets/splits/pranet_val.txt``), and is validated on the
+split (``'PraNet-val'``, 150 images). The test sets (every set under
+``TestDataset/``) are evaluated at the very end, on the chosen models only:
+no choice depends on them. The stages, each skipped when done:
 
-1. the teacher, Polyp-PVT on PVTv2-B2, once, for ``--teacher-iters``
-   (a longer schedule than the students', so that it is worth learning
-   from), seed 0;
-2. for every seed of ``--seeds`` and every method of ``--methods``, a
-   Polyp-PVT PVTv2-B0 student for ``--iters``: ``student`` alone, or
-   distilled from (1) by ``KDAS`` (the paper's terms), ``KDAS-ref`` (what
-   the authors' script effectively optimises) or the standard baselines
-   ``PixelKD``, ``CWD`` and ``AT`` (``configs/kd_baselines/``).
+1. **Teachers.** Polyp-PVT on PVTv2-B2, one run per ``--teacher-seeds``
+   (two by default), each for ``--teacher-iters``, validated every
+   ``--teacher-val-interval``; each run's checkpoint is the one of its best
+   validation mean Dice. The runs must agree within
+   ``--teacher-tolerance`` (else the tool stops, naming both); the better
+   one is the teacher.
+2. **Gate.** The plain student (Polyp-PVT on PVTv2-B0, seed 0): students
+   are distilled only from a teacher at least ``--gate-margin`` ahead of
+   it on validation (else the tool stops, naming both numbers).
+3. **Teacher caches.** ``tools/cache_teacher.py`` runs the teacher once
+   per set of maps the KD methods read (the decode-head outputs for
+   KDAS, KDAS-ref, pixel KD and CWD; the backbone stages for AT); every KD
+   student then trains from the cache at about a plain run's cost
+   (``--no-teacher-cache``: the teacher runs online).
+4. **Grid.** Every tunable method, seed 0, every setting of its grid
+   (:data:`GRIDS`, at most four, fixed before the runs); the setting with
+   the best validation mean Dice at the last iteration wins (the first
+   listed on a tie; a run that diverged is never chosen).
+5. **Final.** The methods of :func:`final_methods` (plain student, KDAS
+   at the paper's setting and tuned, KDAS-ref, tuned pixel KD, CWD and AT,
+   and the paper's ablation: L_AT alone, L_SGM alone), every seed of
+   ``--seeds`` (a grid run is the seed-0 run of its setting), each
+   evaluated at its last iteration with ``tools/test.py`` and
+   :class:`PolypMetric` on every test set, the students as exported, alone.
 
 All runs share one protocol: ``--size`` x ``--size`` images, multi-scale
-0.75 / 1 / 1.25 taking one rate per iteration in turn, binarised masks,
-batch ``--batch-size``, AdamW at ``--lr`` with the recipe's weight decay and
-gradient clipping, validation every ``--val-interval`` iterations
-(``--teacher-val-interval`` for the teacher: the learning curves). Every
-model is evaluated at its last iteration with ``tools/test.py`` and
-:class:`PolypMetric` on every test set found under ``TestDataset/``, the
-distilled students as exported, alone.
+0.75 / 1 / 1.25 one rate per iteration in turn, binarised masks, batch
+``--batch-size``, AdamW at ``--lr`` with the recipe's weight decay and
+clipping, and a cosine decay of the learning rate to 0 over the run (so that
+the last iterate is a converged one, not a noisy sample of a constant-rate
+run; the shipped full-scale configs keep the reference's constant rate).
 
-Writes to the work dir the configs it ran, ``results.md`` (mean +- std over
-seeds per method and test set, per-seed paired differences to the plain
-student, the share of the teacher-student gap closed) and ``results.png``
-(mean Dice per method with every seed, validation curves). Finished steps
-are skipped when the command is run again, and an interrupted training run
-resumes from its last checkpoint, so the experiment may span sessions (the
-reported training time adds up every attempt, killed ones included).
-Subprocesses run this checkout's code (``PYTHONPATH``), whatever is
-installed.
+The plan, with the estimated minutes of every stage (:data:`COST`), is
+printed first (``--dry-run``: only that). Writes to the work dir
+``protocol.json`` (a rerun with other protocol settings is refused),
+``runs/<method>/<setting>/seed<n>/`` (config, checkpoints, logs,
+``record.json``), ``teacher_cache/``, ``selection.json``, ``results.md``
+(teachers, gate, grids, then per test set: mean +- std over seeds, per-seed
+paired differences to the plain student and the share of the teacher's lead
+closed, where the teacher leads) and ``results_<test set>.png``. An
+interrupted run resumes from its last checkpoint (the reported training
+time adds up every attempt). Subprocesses run this checkout's code
+(``PYTHONPATH``), whatever is installed.
 """
 import argparse
 import copy
+import hashlib
 import json
+import math
 import os
 import os.path as osp
 import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import (Callable, Dict, FrozenSet, List, NamedTuple, Optional,
+                    Sequence, Tuple)
 
 from mmengine.config import Config, ConfigDict
 
+from mmseg_kdas.datasets.polyp import index_by_stem
+from mmseg_kdas.datasets.pranet_split import PRANET_VAL_FILE, read_split_file
 from mmseg_kdas.utils.atomic import atomic_write_text
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -61,7 +89,8 @@ from summarize_tests import latest_metrics  # noqa: E402
 TEACHER = ('configs/polyp_pvt/'
            'polyp-pvt_pvtv2-b2_1xb16-100e_pranet-352x352.py')
 _PAIR = 'polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-352x352.py'
-METHODS = {
+#: The config each kind of run starts from.
+FAMILIES = {
     'student': 'configs/polyp_pvt/'
     'polyp-pvt_pvtv2-b0_1xb16-100e_pranet-352x352.py',
     'KDAS': f'configs/kdas/kdas_{_PAIR}',
@@ -72,93 +101,338 @@ METHODS = {
 }
 MEASURES = ['mDice', 'mIoU', 'wFm', 'Sm', 'mEm', 'MAE']
 RATES = (0.75, 1.0, 1.25)
+VAL_SET = 'PraNet-val'
+VAL_KEY = f'{VAL_SET}/mDice'
 STARTED = 'train_started.txt'  # present while a training attempt runs
 MINUTES = 'train_minutes.txt'  # one line per training attempt
-TRAINED = 'train_done.txt'  # written (atomically) once training succeeded
+RECORD = 'record.json'
+
+#: A setting: ``((key under model, value), ...)``, e.g.
+#: ``(('alpha', 0.3), ('loss_at.temperature', 2.0))``.
+Setting = Tuple[Tuple[str, float], ...]
+_SHORT = {
+    'alpha': 'a',
+    'loss_at.temperature': 'T',
+    'loss_at.loss_weight': 'w',
+    'at_weight': 'wAT',
+    'sgm_weight': 'wSGM',
+}
+_LABEL = {
+    'alpha': 'α',
+    'loss_at.temperature': 'T',
+    'loss_at.loss_weight': 'weight',
+    'at_weight': 'w_AT',
+    'sgm_weight': 'w_SGM',
+}
+
+#: KDAS at the paper's setting (w_AT = w_SGM = 1 as the config has them).
+KDAS_PAPER: Setting = (('alpha', 0.3), ('loss_at.temperature', 2.0))
 
 
-def parse_args(argv: Optional[Sequence[str]] = None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('data_root', help='PraNet-layout data folder')
-    parser.add_argument(
-        '--work-dir', default='work_dirs/polyp_experiment')
-    parser.add_argument(
-        '--methods',
-        nargs='+',
-        default=['student', 'KDAS', 'CWD'],
-        choices=list(METHODS),
-        help='students to train, each for every seed')
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    parser.add_argument('--size', type=int, default=128)
-    parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--lr', type=float, default=5e-4)
-    parser.add_argument('--teacher-iters', type=int, default=3600)
-    parser.add_argument('--iters', type=int, default=1200)
-    parser.add_argument(
-        '--val-interval',
-        type=int,
-        default=300,
-        help='validation (learning curve) and checkpoint interval of the '
-        'students')
-    parser.add_argument(
-        '--teacher-val-interval',
-        type=int,
-        default=900,
-        help='the same for the teacher')
-    parser.add_argument('--num-workers', type=int, default=2)
-    args = parser.parse_args(argv)
-    for key in ('teacher_iters', 'iters', 'val_interval',
-                'teacher_val_interval', 'size', 'batch_size'):
-        if getattr(args, key) <= 0:
-            parser.error(f'--{key.replace("_", "-")} must be > 0')
-    return args
+def _tw(temperature: float, weight: float) -> Setting:
+    return (('loss_at.temperature', temperature), ('loss_at.loss_weight',
+                                                   weight))
 
 
-def find_test_sets(data_root: str) -> List[str]:
-    """The test sets under ``TestDataset/``: folders with images and masks.
+#: The grids, fixed before the runs (README: "the protocol"). Weights are
+#: the ``loss_weight`` of the KD term inside ``alpha * (...)``, alpha = 0.3
+#: (so 0.3 * weight against 0.7 * L_seg). The first setting of each grid is
+#: its published one and wins ties.
+GRIDS: Dict[str, List[Setting]] = {
+    # alpha and the temperature of L_AT; (0.3, 2) is the paper's
+    'KDAS': [
+        KDAS_PAPER, (('alpha', 0.3), ('loss_at.temperature', 4.0)),
+        (('alpha', 0.5), ('loss_at.temperature', 2.0)),
+        (('alpha', 0.5), ('loss_at.temperature', 4.0))
+    ],
+    # T and weight; T = 2, weight 1 is the shipped config
+    'PixelKD': [_tw(2.0, 1.0), _tw(1.0, 1.0), _tw(4.0, 1.0), _tw(2.0, 3.0)],
+    # T in {1, 4}: T = 1, weight 5 is mmrazor's Cityscapes config, T = 4,
+    # weight 3 the CWD authors' script; and both temperatures at weight 1
+    'CWD': [_tw(1.0, 5.0), _tw(4.0, 3.0), _tw(1.0, 1.0), _tw(4.0, 1.0)],
+    # the weight; 500 = beta / 2 of the AT paper (the shipped config)
+    'AT': [(('loss_at.loss_weight', 500.0), ),
+           (('loss_at.loss_weight', 100.0), ),
+           (('loss_at.loss_weight', 2500.0), )],
+}
+
+#: Minutes model of the plan: seconds per training iteration at 128 px,
+#: batch 8, 2 CPU cores (scaled by size^2 x batch), and seconds per
+#: evaluated image. Measured on this machine class: plain B0 student
+#: 9.8 min / 1,200 iterations (0.49 s), KD with the teacher online
+#: 15.0 min / 1,200 (0.75 s), teacher B2 1.25 s. Assumed until measured: a
+#: KD run from the teacher cache at 1.1 x a plain one; evaluation (load,
+#: inference, PolypMetric at the original size) 0.15 s per image for a B0,
+#: 0.25 s for the B2; the cache 0.06 s per image and rate (a B2 forward
+#: pass is about a third of its 1.25 s training step of 8 images).
+COST = dict(
+    student=0.49,
+    kd_cached=0.54,
+    kd_online=0.75,
+    teacher=1.25,
+    eval_student=0.15,
+    eval_teacher=0.25,
+    cache_per_image_rate=0.06)
+
+
+class ProtocolError(RuntimeError):
+    """A check of the protocol failed; the message says which and why."""
+
+
+class Run(NamedTuple):
+    """One training run: a family, a setting of it and a seed."""
+    family: str
+    setting: Setting = ()
+    seed: int = 0
+
+    @property
+    def key(self) -> str:
+        """Its folder under the work dir, e.g. ``KDAS/a0.3_T2/seed0``."""
+        return f'{self.family}/{setting_slug(self.setting)}/seed{self.seed}'
+
+
+def setting_slug(setting: Setting) -> str:
+    """``'a0.3_T2'`` for ``(('alpha', 0.3), ('loss_at.temperature', 2))``.
+
+    Args:
+        setting: A setting.
+
+    Returns:
+        str: A folder name; ``'default'`` for the empty setting.
+    """
+    if not setting:
+        return 'default'
+    return '_'.join(f'{_SHORT.get(k, k)}{v:g}' for k, v in setting)
+
+
+def setting_label(setting: Setting) -> str:
+    """``'α = 0.3, T = 2'``: a setting as the report writes it."""
+    if not setting:
+        return 'as configured'
+    return ', '.join(f'{_LABEL.get(k, k)} = {v:g}' for k, v in setting)
+
+
+def final_methods(selected: Dict[str, Setting]) -> Dict[str, Run]:
+    """The methods of the final stage (seed 0), in report order.
+
+    Args:
+        selected: The chosen setting of every family of :data:`GRIDS`.
+
+    Returns:
+        dict: ``{method name: Run}``; ``'KDAS (tuned)'`` only if the grid
+        chose another setting than the paper's.
+    """
+    methods = {
+        'student': Run('student'),
+        'KDAS (paper)': Run('KDAS', KDAS_PAPER),
+    }
+    if selected['KDAS'] != KDAS_PAPER:
+        methods['KDAS (tuned)'] = Run('KDAS', selected['KDAS'])
+    methods['KDAS-ref'] = Run('KDAS-ref')
+    for family in ('PixelKD', 'CWD', 'AT'):
+        methods[f'{family} (tuned)'] = Run(family, selected[family])
+    methods['L_AT alone'] = Run('KDAS', KDAS_PAPER + (('sgm_weight', 0.0), ))
+    methods['L_SGM alone'] = Run('KDAS', KDAS_PAPER + (('at_weight', 0.0), ))
+    return methods
+
+
+# Selection rules (pure functions of the records)
+
+
+def best_checkpoint(curve: Dict[int, float]) -> Tuple[int, float]:
+    """The iteration of the best validation value (the earliest on a tie).
+
+    Args:
+        curve: ``{iteration: validation mean Dice}``.
+
+    Returns:
+        tuple: ``(iteration, value)``.
 
     Raises:
-        FileNotFoundError: If there is none, naming the folder.
+        ProtocolError: If the curve has no finite value.
     """
-    test_root = osp.join(data_root, 'TestDataset')
-    sets = sorted(
-        name for name in (os.listdir(test_root) if osp.isdir(test_root)
-                          else [])
-        if osp.isdir(osp.join(test_root, name, 'images'))
-        and osp.isdir(osp.join(test_root, name, 'masks')))
-    if not sets:
-        raise FileNotFoundError(
-            f'no test set in {test_root}: expected '
-            '<set>/images and <set>/masks folders')
-    return sets
+    finite = {i: v for i, v in curve.items() if math.isfinite(v)}
+    if not finite:
+        raise ProtocolError(f'no finite validation value in {curve}')
+    best = max(finite.values())
+    return min(i for i, v in finite.items() if v == best), best
 
 
-def _test_dataset(data_root: str, name: str, pipeline: list) -> dict:
+def choose_teacher(curves: Dict[int, Dict[int, float]],
+                   tolerance: float) -> dict:
+    """Pick the teacher among independent runs; check that they agree.
+
+    Args:
+        curves: ``{seed: {iteration: validation mean Dice}}``.
+        tolerance: The largest allowed spread of the runs' best values.
+
+    Returns:
+        dict: ``seed``, ``iter`` and ``value`` of the chosen checkpoint
+        (the best run; the first seed on a tie), ``runs`` ``{seed: (iter,
+        value)}`` and ``spread`` (max - min of the runs' best values).
+
+    Raises:
+        ProtocolError: If the spread is larger than ``tolerance``; the
+            message names every run's value.
+    """
+    runs = {seed: best_checkpoint(c) for seed, c in sorted(curves.items())}
+    values = [v for _, v in runs.values()]
+    spread = max(values) - min(values)
+    described = '; '.join(
+        f'seed {seed}: {v:.4f} at iteration {i}'
+        for seed, (i, v) in runs.items())
+    if spread > tolerance:
+        raise ProtocolError(
+            f'the teacher runs disagree: best validation mean Dice '
+            f'{described}; {spread:.4f} apart, more than '
+            f'--teacher-tolerance {tolerance:g}. The endpoint is not stable '
+            'enough to distil from: lengthen or change the teacher '
+            'schedule and rerun.')
+    seed = next(s for s, (_, v) in runs.items() if v == max(values))
     return dict(
-        type='PolypDataset',
-        data_root=data_root,
-        data_prefix=dict(
-            img_path=f'TestDataset/{name}/images',
-            seg_map_path=f'TestDataset/{name}/masks'),
-        test_set=name,
-        test_mode=True,
-        pipeline=pipeline)
+        seed=seed,
+        iter=runs[seed][0],
+        value=runs[seed][1],
+        runs=runs,
+        spread=spread)
+
+
+def check_gate(teacher: float, student: float, margin: float) -> float:
+    """Refuse to distil from a teacher not ``margin`` ahead of the student.
+
+    Args:
+        teacher: The teacher's validation mean Dice.
+        student: The plain student's validation mean Dice (seed 0).
+        margin: The lead required.
+
+    Returns:
+        float: The lead, ``teacher - student``.
+
+    Raises:
+        ProtocolError: If the lead is below ``margin``, naming both values.
+    """
+    lead = teacher - student
+    if not lead >= margin:
+        raise ProtocolError(
+            f'the teacher is not {margin:g} ahead of the plain student on '
+            f'validation: teacher {teacher:.4f}, plain student (seed 0) '
+            f'{student:.4f}, lead {lead:+.4f}. No student is distilled from '
+            'it: train a stronger teacher (more --teacher-iters) and rerun.')
+    return lead
+
+
+def select_setting(grid: Sequence[Setting],
+                   scores: Dict[Setting, float]) -> Setting:
+    """The setting of a grid with the best validation score.
+
+    Args:
+        grid: The settings, in order.
+        scores: Validation mean Dice at the last iteration per setting;
+            NaN for a run that diverged (never chosen).
+
+    Returns:
+        The setting with the highest score, the earliest in ``grid`` on a
+        tie.
+
+    Raises:
+        KeyError: If a setting of the grid has no score (naming it).
+        ProtocolError: If no setting has a finite score.
+    """
+    for setting in grid:
+        if setting not in scores:
+            raise KeyError(f'no validation score for {setting_label(setting)}')
+    finite = [s for s in grid if math.isfinite(scores[s])]
+    if not finite:
+        raise ProtocolError('every setting of the grid diverged: '
+                            f'{[setting_label(s) for s in grid]}')
+    best = max(scores[s] for s in finite)
+    return next(s for s in finite if scores[s] == best)
+
+
+def gap_share(teacher: float, student: float, method: float,
+              min_lead: float = 0.01) -> Optional[float]:
+    """The share of the teacher's lead over the plain student a method closes.
+
+    Args:
+        teacher: The teacher's value.
+        student: The plain student's mean.
+        method: The method's mean.
+        min_lead: The smallest lead for which a share is given: below it
+            (or when the teacher is behind) the share is meaningless.
+
+    Returns:
+        ``(method - student) / (teacher - student)``, or None when the
+        teacher is not at least ``min_lead`` ahead.
+    """
+    lead = teacher - student
+    if not lead >= min_lead:
+        return None
+    return (method - student) / lead
+
+
+# The protocol's configs
+
+
+def _set(cfg: ConfigDict, dotted: str, value) -> None:
+    *parents, last = dotted.split('.')
+    node = cfg
+    for i, part in enumerate(parents):
+        if part not in node:
+            raise KeyError(f'{".".join(parents[:i + 1])} not in the config')
+        node = node[part]
+    node[last] = value
+
+
+_LOADED: Dict[str, Config] = {}
+
+
+def _load(base: str) -> Config:
+    """A copy of a config file of the repository (each parsed once).
+
+    Its text is written without yapf's formatting, which takes seconds per
+    config.
+    """
+    if base not in _LOADED:
+        # (Config.fromfile drops format_python_code for a plain .py file)
+        _LOADED[base] = Config(
+            Config.fromfile(osp.join(ROOT, base)).to_dict(),
+            format_python_code=False)
+    return copy.deepcopy(_LOADED[base])
 
 
 def protocol_config(base: str,
-                    args,
+                    args: argparse.Namespace,
                     test_sets: Sequence[str],
                     iters: int,
                     val_interval: int,
                     seed: int,
-                    teacher_ckpt: Optional[str] = None) -> Config:
+                    teacher_ckpt: Optional[str] = None,
+                    setting: Setting = (),
+                    teacher_cache: Optional[str] = None,
+                    save_best: bool = False) -> Config:
     """``base`` under the reduced protocol of this experiment.
 
     Everything that decides what a run does is set here, not inherited, so
     that every method trains under one protocol whatever the shipped
     configs default to.
+
+    Args:
+        base: A config file, relative to the repository.
+        args: The tool's arguments (``data_root``, ``size``,
+            ``batch_size``, ``lr``, ``num_workers``, ``split_file``).
+        test_sets: The test sets of ``test_dataloader``.
+        iters: Training iterations.
+        val_interval: Validation and checkpoint interval.
+        seed: The run's seed.
+        teacher_ckpt: The teacher file of a distiller.
+        setting: Values under ``model`` (:data:`Setting`).
+        teacher_cache: The teacher cache folder of a distiller, or None.
+        save_best: Keep the checkpoint of the best validation mean Dice.
+
+    Returns:
+        Config: The run's config.
     """
-    cfg = Config.fromfile(osp.join(ROOT, base))
+    cfg = _load(base)
     size = (args.size, args.size)
     meta_keys = cfg.meta_keys
     train_pipeline = [
@@ -176,38 +450,71 @@ def protocol_config(base: str,
     workers = dict(
         num_workers=args.num_workers,
         persistent_workers=args.num_workers > 0)
+    train_images = dict(
+        img_path='TrainDataset/images', seg_map_path='TrainDataset/masks')
     cfg.train_dataloader = ConfigDict(
         batch_size=args.batch_size,
         sampler=dict(type='InfiniteSampler', shuffle=True),
         dataset=dict(
             type='PolypDataset',
             data_root=args.data_root,
-            data_prefix=dict(
-                img_path='TrainDataset/images',
-                seg_map_path='TrainDataset/masks'),
+            data_prefix=train_images,
+            split='train-minus-val',
+            split_file=args.split_file,
             pipeline=train_pipeline),
         **workers)
-    datasets = [
-        _test_dataset(args.data_root, name, test_pipeline)
-        for name in test_sets
-    ]
-    cfg.val_dataloader = ConfigDict(
+    loader = dict(
         batch_size=1,
         sampler=dict(type='DefaultSampler', shuffle=False),
+        **workers)
+    cfg.val_dataloader = ConfigDict(
+        dataset=dict(
+            type='PolypDataset',
+            data_root=args.data_root,
+            data_prefix=train_images,
+            split='val',
+            split_file=args.split_file,
+            test_set=VAL_SET,
+            test_mode=True,
+            pipeline=test_pipeline),
+        **loader)
+    datasets = [
+        dict(
+            type='PolypDataset',
+            data_root=args.data_root,
+            data_prefix=dict(
+                img_path=f'TestDataset/{name}/images',
+                seg_map_path=f'TestDataset/{name}/masks'),
+            test_set=name,
+            test_mode=True,
+            pipeline=test_pipeline) for name in test_sets
+    ]
+    cfg.test_dataloader = ConfigDict(
         dataset=datasets[0] if len(datasets) == 1 else dict(
             type='ConcatDataset', datasets=datasets),
-        **workers)
-    cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
+        **copy.deepcopy(loader))
     cfg.val_evaluator = cfg.test_evaluator = ConfigDict(type='PolypMetric')
     cfg.train_cfg = ConfigDict(
         type='MultiScaleIterBasedTrainLoop',
         max_iters=iters,
         val_interval=val_interval)
+    # a converging schedule: cosine decay to 0 over the run, by iteration
+    cfg.param_scheduler = [
+        dict(
+            type='CosineAnnealingLR',
+            T_max=iters,
+            eta_min=0.0,
+            by_epoch=False,
+            begin=0,
+            end=iters)
+    ]
     cfg.default_hooks.checkpoint = ConfigDict(
         type='CheckpointHook',
         by_epoch=False,
         interval=val_interval,
         max_keep_ckpts=1)
+    if save_best:
+        cfg.default_hooks.checkpoint.update(save_best=VAL_KEY, rule='greater')
     cfg.default_hooks.logger = ConfigDict(
         type='LoggerHook', interval=50, log_metric_by_epoch=False)
     cfg.log_processor = ConfigDict(by_epoch=False)
@@ -219,9 +526,16 @@ def protocol_config(base: str,
     if model.type == 'KDASDistiller':
         segmentors = [model.student, model.teacher]
         model.teacher_ckpt = teacher_ckpt
+        if teacher_cache is not None:
+            model.teacher_cache = teacher_cache
         if model.get('data_preprocessor') is None:
             model.data_preprocessor = copy.deepcopy(
                 model.student.data_preprocessor)
+    elif setting or teacher_cache:
+        raise ValueError(f'{base} is not a distiller: it takes no setting '
+                         'and no teacher cache')
+    for key, value in setting:
+        _set(model, key, value)
     model.data_preprocessor.batch_augments = [
         dict(type='BatchMultiScaleResize', rates=RATES, mode='cycle')
     ]
@@ -230,8 +544,196 @@ def protocol_config(base: str,
     return cfg
 
 
+def teacher_sources(model: ConfigDict) -> FrozenSet[str]:
+    """The teacher maps a distiller config reads (``'head:0'``, ...).
+
+    Args:
+        model: A ``model`` config; not a distiller: no maps.
+
+    Returns:
+        frozenset: ``'head:<i>'`` for a decode-head output, the module name
+        (``'backbone:3'``) otherwise.
+    """
+    if model.get('type') != 'KDASDistiller':
+        return frozenset()
+    sources = set()
+    for pairs in ('at_pairs', 'sgm_pairs'):
+        for pair in model.get(pairs) or []:
+            t = pair['teacher']
+            sources.add(f'head:{t}' if isinstance(t, int) else str(t))
+    return frozenset(sources)
+
+
+def plan_caches(
+        needs: Dict[str, FrozenSet[str]]) -> Dict[str, FrozenSet[str]]:
+    """One cache per set of teacher maps no other set contains.
+
+    Args:
+        needs: ``{name: teacher maps it reads}`` (names of families or
+            runs).
+
+    Returns:
+        dict: ``{name: the maps of the cache it trains from}`` (a superset
+        of its own), for the names that read any.
+    """
+    sets = sorted({s for s in needs.values() if s},
+                  key=lambda s: (-len(s), sorted(s)))
+    caches: List[FrozenSet[str]] = []
+    for s in sets:
+        if not any(s <= c for c in caches):
+            caches.append(s)
+    return {
+        key: next(c for c in caches if s <= c)
+        for key, s in needs.items() if s
+    }
+
+
+def cache_name(sources: FrozenSet[str]) -> str:
+    """A folder name for a cache: ``'head0-head1'``."""
+    return '-'.join(s.replace(':', '') for s in sorted(sources))
+
+
+def cache_command(cfg_file: str, out: str, teacher_ckpt: str) -> List[str]:
+    """The command that builds a teacher cache from a KD config."""
+    return [
+        sys.executable, 'tools/cache_teacher.py', cfg_file, '--out', out,
+        '--cfg-options', f'model.teacher_ckpt={teacher_ckpt}'
+    ]
+
+
+# The plan and its cost
+
+
+class Step(NamedTuple):
+    """A step of the plan: its stage, what it is and its minutes."""
+    stage: str
+    name: str
+    minutes: float
+
+
+def _scale(args: argparse.Namespace) -> float:
+    return (args.size / 128)**2 * args.batch_size / 8
+
+
+def count_images(data_root: str, test_sets: Sequence[str]) -> int:
+    """The images of the test sets (0 for a set that is not there)."""
+    total = 0
+    for name in test_sets:
+        folder = osp.join(data_root, 'TestDataset', name, 'images')
+        if osp.isdir(folder):
+            total += len(index_by_stem(folder))
+    return total
+
+
+def plan_steps(args: argparse.Namespace, num_val: int,
+               num_test: int) -> List[Step]:
+    """The protocol's steps with their estimated minutes (:data:`COST`).
+
+    The final stage is counted in its largest form (a tuned KDAS setting
+    other than the paper's).
+
+    Args:
+        args: The tool's arguments.
+        num_val: Images of the validation split.
+        num_test: Images of all test sets together.
+
+    Returns:
+        list[Step]: In the order they run.
+    """
+    scale = _scale(args)
+    kd = COST['kd_online' if args.no_teacher_cache else 'kd_cached']
+
+    def train(s_per_iter: float, iters: int, interval: int,
+              eval_cost: float) -> float:
+        evals = math.ceil(iters / interval)
+        return (iters * s_per_iter * scale +
+                evals * num_val * eval_cost) / 60
+
+    steps = []
+    teacher = train(COST['teacher'], args.teacher_iters,
+                    args.teacher_val_interval, COST['eval_teacher'])
+    for seed in args.teacher_seeds:
+        steps.append(Step('1 teachers', f'teacher seed {seed}', teacher))
+    student = train(COST['student'], args.iters, args.val_interval,
+                    COST['eval_student'])
+    distilled = train(kd, args.iters, args.val_interval,
+                      COST['eval_student'])
+    steps.append(Step('2 gate', 'plain student seed 0', student))
+    runs = grid_runs()
+    if not args.no_teacher_cache:
+        num_train = 1450 - num_val
+        minutes = (num_train * len(RATES) * COST['cache_per_image_rate'] *
+                   scale / 60)
+        needs = {
+            family: _family_sources(family)
+            for family in FAMILIES if family != 'student'
+        }
+        for group in sorted(set(plan_caches(needs).values()), key=sorted):
+            steps.append(Step('3 caches', f'teacher cache {cache_name(group)}',
+                              minutes))
+    for run in runs:
+        steps.append(Step('4 grid', run.key, distilled))
+    worst = {family: grid[-1] for family, grid in GRIDS.items()}
+    done = {r.key for r in runs} | {Run('student').key}
+    finals = []
+    for seed in args.seeds:
+        for run in final_methods(worst).values():
+            run = run._replace(seed=seed)
+            finals.append(run)
+            if run.key not in done:
+                done.add(run.key)
+                steps.append(Step(
+                    '5 final', run.key,
+                    student if run.family == 'student' else distilled))
+    test_minutes = num_test * COST['eval_student'] / 60
+    for run in finals:
+        steps.append(Step('6 tests', run.key, test_minutes))
+    steps.append(Step('6 tests', 'teacher',
+                      num_test * COST['eval_teacher'] / 60))
+    return steps
+
+
+def _family_sources(family: str) -> FrozenSet[str]:
+    """The teacher maps of a family, from its shipped config."""
+    return teacher_sources(_load(FAMILIES[family]).model)
+
+
+def grid_runs() -> List[Run]:
+    """Every run of the grid stage (seed 0)."""
+    return [
+        Run(family, setting) for family, grid in GRIDS.items()
+        for setting in grid
+    ]
+
+
+def format_plan(steps: Sequence[Step], budget: float) -> str:
+    """The plan as text: minutes per stage, the total and the budget."""
+    stages: Dict[str, List[Step]] = {}
+    for step in steps:
+        stages.setdefault(step.stage, []).append(step)
+    lines = ['Plan (estimated minutes on 2 CPU cores; tools/analysis_tools/'
+             'polyp_experiment.py COST):']
+    for stage, items in stages.items():
+        total = sum(s.minutes for s in items)
+        lines.append(f'  {stage}: {len(items)} step(s), {total:.0f} min')
+    total = sum(s.minutes for s in steps)
+    lines.append(f'  total: {total:.0f} min ({total / 60:.1f} h) of a '
+                 f'{budget:.0f}-min budget')
+    if total > budget:
+        lines.append(f'  WARNING: over the budget by {total - budget:.0f} '
+                     'min; reduce --iters / --teacher-iters')
+    return '\n'.join(lines)
+
+
+# Running the steps
+
+
 def run(cmd: List[str], log_file: str) -> None:
-    """Run ``cmd`` in this checkout with its code first on the path."""
+    """Run ``cmd`` in this checkout with its code first on the path.
+
+    Raises:
+        RuntimeError: If it fails, naming the command and the log.
+    """
     print('$ ' + ' '.join(cmd), flush=True)
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
@@ -299,85 +801,364 @@ def _add_minutes(run_dir: str, start: float, end: float) -> float:
     return minutes
 
 
-def train_and_test(name: str, base: str, args, test_sets: Sequence[str],
-                   run_dir: str, iters: int, val_interval: int, seed: int,
-                   teacher_ckpt: Optional[str] = None) -> dict:
-    """Train one model (unless done) and test it; returns its record."""
-    os.makedirs(run_dir, exist_ok=True)
-    account_interrupted_attempt(run_dir)  # before this call writes files
-    log_file = osp.join(run_dir, 'commands.log')
-    py = sys.executable
-    cfg = protocol_config(base, args, test_sets, iters, val_interval, seed,
-                          teacher_ckpt)
-    cfg_file = osp.join(run_dir, f'{name}.py')
-    atomic_write_text(cfg_file, cfg.pretty_text)
-    ckpt = osp.join(run_dir, f'iter_{iters}.pth')
-    # done when TRAINED says so, not when a checkpoint exists: an attempt
-    # killed after its last checkpoint may lack the student export
-    if not osp.isfile(osp.join(run_dir, TRAINED)):
-        started_file = osp.join(run_dir, STARTED)
-        start = time.time()
-        atomic_write_text(started_file, f'{start}\n')
-        run([py, 'tools/train.py', cfg_file, '--work-dir', run_dir,
-             '--resume'], log_file)
-        _add_minutes(run_dir, start, time.time())
-        os.remove(started_file)
-        atomic_write_text(osp.join(run_dir, TRAINED), f'{ckpt}\n')
-    test_cfg, test_ckpt = cfg_file, ckpt
-    if cfg.model.type == 'KDASDistiller':  # evaluate what ships
-        test_cfg = osp.join(run_dir, 'student_config.py')
-        test_ckpt = osp.join(run_dir, f'iter_{iters}_student.pth')
-    test_dir = osp.join(run_dir, 'test')
-    try:
-        metrics = latest_metrics(test_dir)
-    except FileNotFoundError:
-        run([py, 'tools/test.py', test_cfg, test_ckpt, '--work-dir',
-             test_dir], log_file)
-        metrics = latest_metrics(test_dir)
-    with open(osp.join(run_dir, MINUTES)) as f:  # every attempt
-        minutes = sum(float(line) for line in f if line.strip())
-    return dict(
-        metrics=metrics,
-        minutes=minutes,
-        curves={
-            ts: read_curve(run_dir, f'{ts}/mDice')
-            for ts in test_sets
-        })
+def _diverged(log_file: str) -> Optional[str]:
+    """The non-finite-loss message of a failed training log, if any."""
+    if not osp.isfile(log_file):
+        return None
+    with open(log_file, errors='replace') as f:
+        lines = f.read()[-20000:].splitlines()
+    hits = [line for line in lines if 'non-finite loss' in line]
+    return hits[-1].strip() if hits else None
 
 
-def summarize(results: Dict[str, Dict[int, dict]], teacher: dict,
-              key: str) -> dict:
-    """Statistics of one measure across seeds.
+def _read_json(path: str) -> Optional[dict]:
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _write_json(path: str, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + '\n')
+
+
+class Experiment:
+    """The protocol's steps on one work dir; every step is skipped if done.
 
     Args:
-        results: ``{method: {seed: record}}``, records with ``metrics``.
-        teacher: The teacher's record.
+        args: The tool's arguments.
+        test_sets: The test sets under ``DATA_ROOT/TestDataset``.
+        runner: Runs one command (:func:`run`; tests pass a fake).
+    """
+
+    def __init__(self, args: argparse.Namespace, test_sets: Sequence[str],
+                 runner: Callable[[List[str], str], None] = run) -> None:
+        self.args = args
+        self.work = osp.abspath(args.work_dir)
+        self.test_sets = list(test_sets)
+        self.runner = runner
+
+    def run_dir(self, run: Run, teacher: bool = False) -> str:
+        if teacher:
+            return osp.join(self.work, 'teacher', f'seed{run.seed}')
+        return osp.join(self.work, 'runs', run.key)
+
+    def config(self, run: Run, teacher_ckpt: Optional[str] = None,
+               teacher_cache: Optional[str] = None) -> Config:
+        """The protocol config of a student run."""
+        return protocol_config(FAMILIES[run.family], self.args,
+                               self.test_sets, self.args.iters,
+                               self.args.val_interval, run.seed,
+                               teacher_ckpt, run.setting, teacher_cache)
+
+    def train(self, name: str, cfg: Config, run_dir: str,
+              allow_divergence: bool = False) -> dict:
+        """Train one config (unless done); returns its record.
+
+        The record (``record.json``) holds the validation curve, its last
+        value and the training minutes of every attempt. A run stopped by
+        a non-finite loss is recorded as ``diverged`` (validation NaN) when
+        ``allow_divergence``; any other failure stops the tool.
+        """
+        record_file = osp.join(run_dir, RECORD)
+        record = _read_json(record_file)
+        if record is not None:
+            return record
+        os.makedirs(run_dir, exist_ok=True)
+        account_interrupted_attempt(run_dir)  # before this call writes
+        log_file = osp.join(run_dir, 'commands.log')
+        cfg_file = osp.join(run_dir, f'{name}.py')
+        atomic_write_text(cfg_file, cfg.pretty_text)
+        iters = cfg.train_cfg.max_iters
+        diverged = None
+        # the last checkpoint alone is not a finished run: an attempt
+        # killed right after it lacks the student export
+        outputs = [osp.join(run_dir, f'iter_{iters}.pth')]
+        if cfg.model.type == 'KDASDistiller':
+            outputs.append(osp.join(run_dir, f'iter_{iters}_student.pth'))
+        if not all(osp.isfile(path) for path in outputs):
+            started_file = osp.join(run_dir, STARTED)
+            start = time.time()
+            atomic_write_text(started_file, f'{start}\n')
+            try:
+                self.runner([
+                    sys.executable, 'tools/train.py', cfg_file,
+                    '--work-dir', run_dir, '--resume'
+                ], log_file)
+            except RuntimeError:
+                diverged = _diverged(log_file)
+                if not (allow_divergence and diverged):
+                    raise
+            finally:
+                _add_minutes(run_dir, start, time.time())
+                os.remove(started_file)
+        with open(osp.join(run_dir, MINUTES)) as f:  # every attempt
+            minutes = sum(float(line) for line in f if line.strip())
+        curve = read_curve(run_dir, VAL_KEY)
+        record = dict(
+            config=cfg_file,
+            iters=iters,
+            val={str(i): v for i, v in sorted(curve.items())},
+            val_last=float('nan') if diverged else curve.get(
+                iters, float('nan')),
+            diverged=diverged,
+            minutes=minutes,
+            distilled=cfg.model.type == 'KDASDistiller')
+        if not diverged and iters not in curve:
+            raise RuntimeError(f'{run_dir}: no {VAL_KEY} at iteration '
+                               f'{iters} in its logs')
+        _write_json(record_file, record)
+        return record
+
+    def test(self, run_dir: str, record: dict, cfg_file: str,
+             ckpt: str) -> dict:
+        """Evaluate a trained model on the test sets (unless done)."""
+        if 'test' not in record:
+            test_dir = osp.join(run_dir, 'test')
+            try:
+                metrics = latest_metrics(test_dir)
+            except FileNotFoundError:
+                self.runner([
+                    sys.executable, 'tools/test.py', cfg_file, ckpt,
+                    '--work-dir', test_dir
+                ], osp.join(run_dir, 'commands.log'))
+                metrics = latest_metrics(test_dir)
+            record = dict(record, test=metrics)
+            _write_json(osp.join(run_dir, RECORD), record)
+        return record
+
+    def test_student(self, run: Run) -> dict:
+        run_dir = self.run_dir(run)
+        record = _read_json(osp.join(run_dir, RECORD))
+        iters = record['iters']
+        if record['distilled']:  # evaluate what ships
+            cfg_file = osp.join(run_dir, 'student_config.py')
+            ckpt = osp.join(run_dir, f'iter_{iters}_student.pth')
+        else:
+            cfg_file, ckpt = record['config'], osp.join(
+                run_dir, f'iter_{iters}.pth')
+        return self.test(run_dir, record, cfg_file, ckpt)
+
+    def check_protocol(self) -> None:
+        """Write ``protocol.json``, or refuse a work dir of another one."""
+        args = self.args
+        with open(args.split_file, 'rb') as f:
+            split = hashlib.sha1(f.read()).hexdigest()
+        protocol = dict(
+            size=args.size,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            schedule='cosine to 0 by iteration',
+            teacher_iters=args.teacher_iters,
+            teacher_val_interval=args.teacher_val_interval,
+            teacher_seeds=list(args.teacher_seeds),
+            iters=args.iters,
+            val_interval=args.val_interval,
+            split_sha1=split,
+            grids={f: [setting_label(s) for s in g]
+                   for f, g in GRIDS.items()})
+        path = osp.join(self.work, 'protocol.json')
+        old = _read_json(path)
+        if old is not None and old != protocol:
+            keys = sorted(k for k in set(old) | set(protocol)
+                          if old.get(k) != protocol.get(k))
+            raise ProtocolError(
+                f'{path} was written by another protocol ({", ".join(keys)} '
+                'differ): use another --work-dir, or the same settings')
+        os.makedirs(self.work, exist_ok=True)
+        _write_json(path, protocol)
+
+    def teachers(self) -> dict:
+        """Stage 1: train the teachers, choose one; returns the choice."""
+        args = self.args
+        curves, records = {}, {}
+        for seed in args.teacher_seeds:
+            run_dir = self.run_dir(Run('teacher', (), seed), teacher=True)
+            records[seed] = _read_json(osp.join(run_dir, RECORD))
+            if records[seed] is None:
+                cfg = protocol_config(TEACHER, args, self.test_sets,
+                                      args.teacher_iters,
+                                      args.teacher_val_interval, seed,
+                                      save_best=True)
+                records[seed] = self.train('teacher', cfg, run_dir)
+            curves[seed] = {int(i): v for i, v in records[seed]['val']
+                            .items()}
+        choice = choose_teacher(curves, args.teacher_tolerance)
+        run_dir = self.run_dir(Run('teacher', (), choice['seed']),
+                               teacher=True)
+        choice['ckpt'] = teacher_checkpoint(run_dir, choice['iter'],
+                                            args.teacher_iters)
+        choice['last'] = {
+            seed: r['val_last'] for seed, r in records.items()
+        }
+        choice['minutes'] = {seed: r['minutes'] for seed, r in records.items()}
+        return choice
+
+    def caches(self, teacher_ckpt: str) -> Dict[str, str]:
+        """Stage 3: build the teacher caches; ``{family: cache folder}``.
+
+        The maps a KD family reads do not depend on its setting (weights
+        and temperatures), so one cache serves every setting and seed of a
+        family, and a family whose maps another family's cache holds too
+        trains from that one (:func:`plan_caches`).
+        """
+        if self.args.no_teacher_cache:
+            return {}
+        needs = {f: _family_sources(f) for f in FAMILIES if f != 'student'}
+        plan = plan_caches(needs)
+        folders = {}
+        cache_dir = osp.join(self.work, 'teacher_cache')
+        for family, sources in plan.items():
+            out = osp.join(cache_dir, cache_name(sources))
+            folders[family] = out
+            if osp.isdir(out):  # it appears only when complete
+                continue
+            builder = next(f for f in plan if needs[f] == sources)
+            os.makedirs(cache_dir, exist_ok=True)
+            cfg_file = osp.join(cache_dir, f'{cache_name(sources)}.py')
+            atomic_write_text(cfg_file,
+                              self.config(Run(builder),
+                                          teacher_ckpt).pretty_text)
+            self.runner(cache_command(cfg_file, out, teacher_ckpt),
+                        osp.join(cache_dir, 'commands.log'))
+            if not osp.isdir(out):
+                raise RuntimeError(f'tools/cache_teacher.py wrote no {out}')
+        return folders
+
+    def student_run(self, run: Run, teacher_ckpt: str,
+                    caches: Dict[str, str], grid: bool = False) -> dict:
+        """Train a student run; only a grid run may diverge (NaN score)."""
+        record = _read_json(osp.join(self.run_dir(run), RECORD))
+        if record is not None:  # done: no config to build
+            return record
+        cfg = self.config(run, teacher_ckpt, caches.get(run.family))
+        return self.train(run.family, cfg, self.run_dir(run),
+                          allow_divergence=grid and run.family != 'student')
+
+    def __call__(self) -> str:
+        """Run every stage; returns the report."""
+        args = self.args
+        self.check_protocol()
+        teacher = self.teachers()
+        student0 = self.student_run(Run('student'), teacher['ckpt'], {})
+        teacher['lead'] = check_gate(teacher['value'], student0['val_last'],
+                                     args.gate_margin)
+        teacher['student_val'] = student0['val_last']
+
+        caches = self.caches(teacher['ckpt'])
+        grid = grid_runs()
+        scores: Dict[str, Dict[Setting, float]] = {}
+        for run in grid:
+            record = self.student_run(run, teacher['ckpt'], caches, grid=True)
+            scores.setdefault(run.family, {})[run.setting] = record[
+                'val_last']
+        selected = {
+            family: select_setting(g, scores[family])
+            for family, g in GRIDS.items()
+        }
+        methods = final_methods(selected)
+        _write_json(
+            osp.join(self.work, 'selection.json'),
+            dict(
+                teacher={k: v for k, v in teacher.items() if k != 'runs'},
+                teacher_runs={
+                    str(s): dict(iter=i, value=v)
+                    for s, (i, v) in teacher['runs'].items()
+                },
+                grid={
+                    f: [
+                        dict(setting=setting_label(s), score=scores[f][s],
+                             selected=s == selected[f]) for s in g
+                    ] for f, g in GRIDS.items()
+                },
+                selected={f: setting_label(s)
+                          for f, s in selected.items()}))
+
+        results: Dict[str, Dict[int, dict]] = {m: {} for m in methods}
+        for seed in args.seeds:  # seed by seed: whole pairs first
+            for method, run in methods.items():
+                run = run._replace(seed=seed)
+                record = self.student_run(run, teacher['ckpt'], caches)
+                if record.get('diverged'):
+                    raise ProtocolError(
+                        f'{method} diverged at seed {seed} '
+                        f'({self.run_dir(run)}): {record["diverged"]}')
+                results[method][seed] = self.test_student(run)
+        teacher_dir = self.run_dir(Run('teacher', (), teacher['seed']),
+                                   teacher=True)
+        teacher_record = self.test(
+            teacher_dir, _read_json(osp.join(teacher_dir, RECORD)),
+            osp.join(teacher_dir, 'teacher.py'), teacher['ckpt'])
+        report = write_report(args, self.work, self.test_sets, teacher,
+                              teacher_record, scores, selected, results)
+        return report
+
+
+def teacher_checkpoint(run_dir: str, best_iter: int, iters: int) -> str:
+    """The file of a teacher run's best checkpoint.
+
+    Args:
+        run_dir: The teacher's work dir.
+        best_iter: The iteration of its best validation value.
+        iters: Its last iteration.
+
+    Returns:
+        str: ``best_<key>_iter_<n>.pth`` (mmengine's ``save_best``), or
+        ``iter_<n>.pth`` when that is the last one.
+
+    Raises:
+        FileNotFoundError: If neither is there.
+    """
+    best = osp.join(run_dir, f'best_{VAL_KEY.replace("/", "_")}_iter_'
+                    f'{best_iter}.pth')
+    if osp.isfile(best):
+        return best
+    last = osp.join(run_dir, f'iter_{best_iter}.pth')
+    if best_iter == iters and osp.isfile(last):
+        return last
+    raise FileNotFoundError(f'no checkpoint of iteration {best_iter} in '
+                            f'{run_dir} (expected {osp.basename(best)})')
+
+
+# The report
+
+
+def summarize(results: Dict[str, Dict[int, dict]],
+              teacher: dict,
+              key: str,
+              min_lead: float = 0.01) -> dict:
+    """Statistics of one test measure across seeds.
+
+    Args:
+        results: ``{method: {seed: record}}``, records with ``test``.
+        teacher: The teacher's record (with ``test``).
         key: A metric key, e.g. ``'Kvasir/mDice'``.
+        min_lead: See :func:`gap_share`.
 
     Returns:
         dict: ``mean`` and ``std`` (sample standard deviation, 0 for one
         seed) per method; ``paired`` ``{method: {seed: value - the plain
         student's value of the same seed}}`` for the seeds both have;
-        ``gap_closed`` ``{method: (mean(method) - mean(student)) /
-        (teacher - mean(student))}`` when the student was run.
+        ``gap_closed`` ``{method: share or None}`` (:func:`gap_share`) when
+        the plain student was run.
     """
     mean, std, paired, gap_closed = {}, {}, {}, {}
     for method, seeds in results.items():
-        values = [rec['metrics'][key] for rec in seeds.values()]
+        values = [rec['test'][key] for rec in seeds.values()]
         mean[method] = statistics.mean(values)
         std[method] = statistics.stdev(values) if len(values) > 1 else 0.0
     student = results.get('student')
     if student:
-        gap = teacher['metrics'][key] - mean['student']
         for method, seeds in results.items():
             if method == 'student':
                 continue
             paired[method] = {
-                seed: rec['metrics'][key] - student[seed]['metrics'][key]
+                seed: rec['test'][key] - student[seed]['test'][key]
                 for seed, rec in seeds.items() if seed in student
             }
-            gap_closed[method] = ((mean[method] - mean['student']) /
-                                  gap if gap else float('nan'))
+            gap_closed[method] = gap_share(teacher['test'][key],
+                                           mean['student'], mean[method],
+                                           min_lead)
     return dict(mean=mean, std=std, paired=paired, gap_closed=gap_closed)
 
 
@@ -385,28 +1166,77 @@ def _fmt_diffs(diffs: Dict[int, float]) -> str:
     return ', '.join(f'{d:+.4f}' for _, d in sorted(diffs.items()))
 
 
-def write_report(args, work: str, test_sets: Sequence[str], teacher: dict,
+Scores = Dict[str, Dict[Setting, float]]
+
+
+def write_report(args: argparse.Namespace, work: str,
+                 test_sets: Sequence[str], teacher: dict,
+                 teacher_record: dict, scores: Scores,
+                 selected: Dict[str, Setting],
                  results: Dict[str, Dict[int, dict]]) -> str:
-    """Write ``results.md`` and ``results.png``; returns the markdown."""
+    """Write ``results.md`` and one ``results_<set>.png`` per test set.
+
+    Args:
+        args: The tool's arguments.
+        work: The work dir.
+        test_sets: The test sets.
+        teacher: :meth:`Experiment.teachers`' choice with ``lead`` and
+            ``student_val``.
+        teacher_record: The chosen teacher run's record (with ``test``).
+        scores: ``{family: {setting: validation mean Dice}}`` of the grid.
+        selected: The chosen setting per family.
+        results: ``{method: {seed: record with test}}``.
+
+    Returns:
+        str: The markdown.
+    """
     lines = [
         f'Protocol: from scratch on {args.data_root}; {args.size}x'
         f'{args.size}, batch {args.batch_size}, multi-scale '
         f'{"/".join(map(str, RATES))} one rate per iteration in turn, '
-        f'binarised masks, AdamW lr {args.lr:g}. Teacher (PVTv2-B2): '
-        f'{args.teacher_iters} iterations, seed 0. Students (PVTv2-B0): '
-        f'{args.iters} iterations, seeds {args.seeds}. Evaluated with '
-        'PolypMetric at the last iteration, students as exported.', ''
+        f'binarised masks, AdamW lr {args.lr:g} with a cosine decay to 0. '
+        f'Trained on train-minus-val, validated on {VAL_SET} '
+        f'({osp.relpath(args.split_file, ROOT)}). Teachers (PVTv2-B2): '
+        f'{args.teacher_iters} iterations, seeds '
+        f'{list(args.teacher_seeds)}. Students (PVTv2-B0): {args.iters} '
+        f'iterations; grid at seed 0, chosen by {VAL_KEY} at the last '
+        f'iteration; final seeds {list(args.seeds)}, evaluated with '
+        'PolypMetric at the last iteration, students as exported.', '',
+        f'Teachers ({VAL_KEY}, best checkpoint; last iteration):', ''
     ]
+    for seed, (it, value) in teacher['runs'].items():
+        lines.append(f'- seed {seed}: {value:.4f} at iteration {it}; '
+                     f'{teacher["last"][seed]:.4f} at the last')
+    lines += [
+        '', f'Spread {teacher["spread"]:.4f} (tolerance '
+        f'{args.teacher_tolerance:g}); chosen: seed {teacher["seed"]}, '
+        f'iteration {teacher["iter"]}. Gate: teacher {teacher["value"]:.4f}'
+        f' vs plain student (seed 0) {teacher["student_val"]:.4f}, lead '
+        f'{teacher["lead"]:+.4f} (required {args.gate_margin:g}).', '',
+        f'Grid ({VAL_KEY} at the last iteration, seed 0; chosen in bold):',
+        '', '| method | setting | validation mDice |', '|---|---|---|'
+    ]
+    for family, grid in GRIDS.items():
+        for setting in grid:
+            score = scores[family][setting]
+            label = setting_label(setting)
+            cell = 'diverged' if not math.isfinite(score) else f'{score:.4f}'
+            if setting == selected[family]:
+                label, cell = f'**{label}**', f'**{cell}**'
+            lines.append(f'| {family} | {label} | {cell} |')
+    lines.append('')
     for ts in test_sets:
         header = ['model', 'seeds'] + [f'{ts} {m}' for m in MEASURES]
         lines += [
             '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header),
             '| teacher | 1 | ' + ' | '.join(
-                f'{teacher["metrics"][f"{ts}/{m}"]:.4f}'
+                f'{teacher_record["test"][f"{ts}/{m}"]:.4f}'
                 for m in MEASURES) + ' |'
         ]
-        stats = {m: summarize(results, teacher, f'{ts}/{m}')
-                 for m in MEASURES}
+        stats = {
+            m: summarize(results, teacher_record, f'{ts}/{m}')
+            for m in MEASURES
+        }
         for method, seeds in results.items():
             cells = [
                 f'{stats[m]["mean"][method]:.4f} ± '
@@ -415,96 +1245,209 @@ def write_report(args, work: str, test_sets: Sequence[str], teacher: dict,
             lines.append(f'| {method} | {len(seeds)} | ' +
                          ' | '.join(cells) + ' |')
         dice = stats['mDice']
+        t_dice = teacher_record['test'][f'{ts}/mDice']
+        s_dice = dice['mean'].get('student')
         if dice['paired']:
+            ahead = gap_share(t_dice, s_dice, s_dice) is not None
             lines += [
                 '', f'{ts} mean Dice, paired by seed (method - plain '
-                f'student; seeds {sorted(results["student"])}), and the '
-                'share of the teacher - student gap '
-                f'({teacher["metrics"][f"{ts}/mDice"]:.4f} - '
-                f'{dice["mean"]["student"]:.4f}) that the method closes:',
-                '', '| method | per-seed difference | mean difference | '
-                'gap closed |', '|---|---|---|---|'
+                f'student; seeds {sorted(results["student"])})' +
+                (', and the share of the teacher - student gap '
+                 f'({t_dice:.4f} - {s_dice:.4f}) that the method closes:'
+                 if ahead else ':'), ''
             ]
+            if ahead:
+                lines += [
+                    '| method | per-seed difference | mean difference | '
+                    'gap closed |', '|---|---|---|---|'
+                ]
+            else:
+                lines += [
+                    '| method | per-seed difference | mean difference |',
+                    '|---|---|---|'
+                ]
             for method, diffs in dice['paired'].items():
                 mean_diff = (statistics.mean(diffs.values())
                              if diffs else float('nan'))
-                lines.append(
-                    f'| {method} | {_fmt_diffs(diffs)} | {mean_diff:+.4f} '
-                    f'| {dice["gap_closed"][method]:.1%} |')
+                row = f'| {method} | {_fmt_diffs(diffs)} | {mean_diff:+.4f}'
+                if ahead:
+                    row += f' | {dice["gap_closed"][method]:.1%}'
+                lines.append(row + ' |')
+            if not ahead:
+                lines += [
+                    '', f'On {ts} the teacher ({t_dice:.4f}) is not at least '
+                    f'0.01 ahead of the plain student ({s_dice:.4f}): no '
+                    'share of its lead is given, a share of a gap that is '
+                    'not there means nothing.'
+                ]
         lines.append('')
     minutes = ', '.join(
         f'{method} {statistics.mean(r["minutes"] for r in seeds.values()):.1f}'
         for method, seeds in results.items())
-    lines.append(f'Training wall time (minutes per run): teacher '
-                 f'{teacher["minutes"]:.1f}, {minutes}.')
+    teacher_minutes = ', '.join(
+        f'{m:.1f}' for _, m in sorted(teacher['minutes'].items()))
+    lines.append(f'Training wall time (minutes per run): teachers '
+                 f'{teacher_minutes}; {minutes}.')
     report = '\n'.join(lines) + '\n'
     atomic_write_text(osp.join(work, 'results.md'), report)
-    plot(work, 'Kvasir' if 'Kvasir' in test_sets else test_sets[0], teacher,
-         results)
+    for ts in test_sets:
+        plot(osp.join(work, f'results_{ts}.png'), ts, teacher_record,
+             results)
     return report
 
 
-def plot(work: str, ts: str, teacher: dict,
+def plot(path: str, ts: str, teacher: dict,
          results: Dict[str, Dict[int, dict]]) -> None:
+    """Mean Dice of every method with its seeds; validation curves."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     key = f'{ts}/mDice'
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 4.5))
     names = ['teacher'] + list(results)
     for x, name in enumerate(names):
         recs = [teacher] if name == 'teacher' else list(
             results[name].values())
-        values = [r['metrics'][key] for r in recs]
-        ax1.bar(x, statistics.mean(values), color=f'C{x}', alpha=0.5)
+        values = [r['test'][key] for r in recs]
+        ax1.bar(x, statistics.mean(values), color=f'C{x % 10}', alpha=0.5)
         ax1.plot([x] * len(values), values, 'k.', markersize=8)
-    ax1.set_xticks(range(len(names)), names)
+    ax1.set_xticks(range(len(names)), names, rotation=30, ha='right')
     ax1.set_ylabel(f'{ts} mean Dice (bar: mean; dots: seeds)')
-    values = [teacher['metrics'][key]] + [
-        r['metrics'][key] for s in results.values() for r in s.values()
+    values = [teacher['test'][key]] + [
+        r['test'][key] for s in results.values() for r in s.values()
     ]
     ax1.set_ylim(max(0, min(values) - 0.1), min(1, max(values) + 0.05))
-    for x, name in enumerate(names):
-        recs = [teacher] if name == 'teacher' else list(
-            results[name].values())
-        curves = [r['curves'][ts] for r in recs]
+    for x, name in enumerate(names[1:], 1):
+        curves = [{int(i): v
+                   for i, v in r['val'].items()}
+                  for r in results[name].values()]
         steps = sorted(set.intersection(*(set(c) for c in curves)))
         if steps:
             ax2.plot(steps,
                      [statistics.mean(c[s] for c in curves) for s in steps],
                      'o-',
-                     color=f'C{x}',
+                     color=f'C{x % 10}',
                      label=name)
     ax2.set_xlabel('iteration')
-    ax2.set_ylabel(f'{ts} mean Dice during training (mean over seeds)')
-    ax2.legend()
+    ax2.set_ylabel(f'{VAL_SET} mean Dice (mean over seeds)')
+    ax2.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(osp.join(work, 'results.png'), dpi=100)
+    atomic_dir = osp.dirname(path)
+    tmp = osp.join(atomic_dir, f'.{osp.basename(path)}.tmp.png')
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
     plt.close(fig)
 
 
-def main():
-    args = parse_args()
-    work = osp.abspath(args.work_dir)
+# The command line
+
+
+def find_test_sets(data_root: str) -> List[str]:
+    """The test sets under ``TestDataset/``: folders with images and masks.
+
+    Raises:
+        FileNotFoundError: If there is none, naming the folder.
+    """
+    test_root = osp.join(data_root, 'TestDataset')
+    sets = sorted(
+        name for name in (os.listdir(test_root) if osp.isdir(test_root)
+                          else [])
+        if osp.isdir(osp.join(test_root, name, 'images'))
+        and osp.isdir(osp.join(test_root, name, 'masks')))
+    if not sets:
+        raise FileNotFoundError(
+            f'no test set in {test_root}: expected '
+            '<set>/images and <set>/masks folders')
+    return sets
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('data_root', help='PraNet-layout data folder')
+    parser.add_argument('--work-dir', default='work_dirs/polyp_experiment')
+    parser.add_argument(
+        '--dry-run', action='store_true', help='print the plan and stop')
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument(
+        '--teacher-seeds', nargs='+', type=int, default=[0, 1])
+    parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--lr', type=float, default=5e-4)
+    parser.add_argument('--teacher-iters', type=int, default=3000)
+    parser.add_argument('--iters', type=int, default=800)
+    parser.add_argument(
+        '--val-interval',
+        type=int,
+        default=400,
+        help='validation and checkpoint interval of the students (the '
+        'last iteration is always validated)')
+    parser.add_argument(
+        '--teacher-val-interval',
+        type=int,
+        default=600,
+        help='the same for the teachers, whose best checkpoint is kept')
+    parser.add_argument(
+        '--teacher-tolerance',
+        type=float,
+        default=0.02,
+        help='largest spread of the teacher runs\' best validation mDice')
+    parser.add_argument(
+        '--gate-margin',
+        type=float,
+        default=0.05,
+        help='lead over the plain student the teacher needs on validation')
+    parser.add_argument(
+        '--no-teacher-cache',
+        action='store_true',
+        help='run the teacher online in every KD run (slower)')
+    parser.add_argument('--split-file', default=PRANET_VAL_FILE)
+    parser.add_argument('--budget-minutes', type=float, default=480)
+    parser.add_argument('--num-workers', type=int, default=2)
+    args = parser.parse_args(argv)
+    for key in ('teacher_iters', 'iters', 'val_interval',
+                'teacher_val_interval', 'size', 'batch_size'):
+        if getattr(args, key) <= 0:
+            parser.error(f'--{key.replace("_", "-")} must be > 0')
+    for key in ('iters', 'teacher_iters'):
+        interval = getattr(args, key.replace('iters', 'val_interval'))
+        if getattr(args, key) % interval:
+            parser.error(f'--{key.replace("_", "-")} must be a multiple of '
+                         f'its validation interval ({interval}), so that the '
+                         'last iteration is validated')
+    if 0 not in args.seeds:
+        parser.error('--seeds must include 0, the seed of the grid')
+    args.split_file = osp.abspath(args.split_file)
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None,
+         runner: Callable[[List[str], str], None] = run) -> int:
+    args = parse_args(argv)
     args.data_root = osp.abspath(args.data_root)
-    test_sets = find_test_sets(args.data_root)
-    os.makedirs(work, exist_ok=True)
-    teacher_dir = osp.join(work, 'teacher')
-    teacher = train_and_test('teacher', TEACHER, args, test_sets,
-                             teacher_dir, args.teacher_iters,
-                             args.teacher_val_interval, 0)
-    teacher_ckpt = osp.join(teacher_dir, f'iter_{args.teacher_iters}.pth')
-    results: Dict[str, Dict[int, dict]] = {m: {} for m in args.methods}
-    # seed by seed, so that an interrupted experiment has whole pairs
-    for seed in args.seeds:
-        for method in args.methods:
-            results[method][seed] = train_and_test(
-                method, METHODS[method], args, test_sets,
-                osp.join(work, method, f'seed{seed}'), args.iters,
-                args.val_interval, seed, teacher_ckpt)
-    print(write_report(args, work, test_sets, teacher, results))
-    print(f'wrote {osp.join(work, "results.md")} and results.png')
+    num_val = len(read_split_file(args.split_file))
+    try:
+        test_sets = find_test_sets(args.data_root)
+    except FileNotFoundError:
+        if not args.dry_run:
+            raise
+        test_sets = []
+    num_test = count_images(args.data_root, test_sets)
+    print(f'Test sets: {", ".join(test_sets) or "none found"} ({num_test} '
+          f'images); validation split: {num_val} images.')
+    print(format_plan(plan_steps(args, num_val, num_test),
+                      args.budget_minutes), flush=True)
+    if args.dry_run:
+        return 0
+    try:
+        report = Experiment(args, test_sets, runner)()
+    except ProtocolError as err:
+        print(f'polyp_experiment: stopped: {err}', file=sys.stderr)
+        return 2
+    print(report)
+    print(f'wrote {osp.join(args.work_dir, "results.md")} and '
+          'results_<test set>.png')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
