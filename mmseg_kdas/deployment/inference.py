@@ -54,11 +54,6 @@ VIDEO_EXTENSIONS = ('.avi', '.m4v', '.mkv', '.mov', '.mp4', '.mpeg', '.mpg',
 MAX_MISSED_FRAMES = 25
 #: Items waiting between two stages.
 QUEUE_SIZE = 4
-#: PNG options of the masks: zlib level 1 with run-length matching, about
-#: 4 times faster than the default for a 0 / 255 mask of 720 x 576 (and
-#: as lossless).
-_MASK_PNG = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY,
-             cv2.IMWRITE_PNG_STRATEGY_RLE)
 
 
 def input_kind(path: str) -> str:
@@ -159,8 +154,8 @@ class _Writer:
             os.makedirs(path, exist_ok=True)
 
     @staticmethod
-    def _imwrite(path: str, img: np.ndarray, params=()) -> None:
-        if not cv2.imwrite(path, img, list(params)):
+    def _imwrite(path: str, img: np.ndarray) -> None:
+        if not cv2.imwrite(path, img):
             raise OSError(f'{path}: could not be written')
 
     @property
@@ -171,8 +166,7 @@ class _Writer:
     def write(self, item: _Item) -> Optional[np.ndarray]:
         """Write mask (and prob, overlay); return the overlay if drawn."""
         self._imwrite(
-            osp.join(self.dirs['masks'], f'{item.stem}.png'), item.mask,
-            _MASK_PNG)
+            osp.join(self.dirs['masks'], f'{item.stem}.png'), item.mask)
         if 'probs' in self.dirs and item.prob.ndim == 2:
             self._imwrite(
                 osp.join(self.dirs['probs'], f'{item.stem}.png'),

@@ -245,9 +245,9 @@ def draw_overlay(image_bgr: np.ndarray,
     """The image with the foreground tinted and outlined, at video rate.
 
     The look of :func:`mmseg_kdas.visualization.overlay_mask` (equal up to
-    rounding by 1), with OpenCV's blending and masked copy instead of
-    NumPy's boolean indexing: about 1 ms for a 720 x 576 frame instead of
-    tens.
+    rounding by 1), with OpenCV's blending and masked copy, inside the
+    mask's bounding box, instead of NumPy's boolean indexing over the
+    frame: about 1 ms for a 720 x 576 frame instead of tens.
 
     Args:
         image_bgr: ``H x W x 3`` uint8 image (not modified).
@@ -261,9 +261,14 @@ def draw_overlay(image_bgr: np.ndarray,
     """
     out = image_bgr.copy()
     fg = (mask > 0).view(np.uint8)
-    tint = np.empty_like(out)
-    tint[:] = color
-    cv2.copyTo(cv2.addWeighted(out, 1 - alpha, tint, alpha, 0), fg, out)
+    x, y, w, h = cv2.boundingRect(fg)  # blend only where the mask is
+    if w and h:
+        roi = out[y:y + h, x:x + w]  # a view: written in place
+        tint = np.empty_like(roi)
+        tint[:] = color
+        cv2.copyTo(
+            cv2.addWeighted(roi, 1 - alpha, tint, alpha, 0),
+            fg[y:y + h, x:x + w], roi)
     if thickness > 0:
         contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL,
                                        cv2.CHAIN_APPROX_NONE)

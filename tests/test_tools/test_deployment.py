@@ -181,6 +181,23 @@ def test_postprocess_binary_and_multiclass():
     np.testing.assert_array_equal(labels, [[0, 1], [2, 1]])
 
 
+def test_overlay_is_the_visualizer_s():
+    from mmseg_kdas.deployment.pipeline import draw_overlay
+    from mmseg_kdas.visualization import overlay_mask
+    image = np.random.default_rng(7).integers(0, 256, (60, 80, 3),
+                                              dtype=np.uint8)
+    empty = np.zeros((60, 80), np.uint8)
+    np.testing.assert_array_equal(draw_overlay(image, empty), image)
+    mask = empty.copy()
+    cv2.circle(mask, (50, 30), 12, 255, -1)
+    mask[0:2, 0:3] = 255  # a second region far away: one bounding box
+    for thickness in (0, 2):
+        ours = draw_overlay(image, mask, (0, 255, 0), thickness=thickness)
+        theirs = overlay_mask(image, mask > 0, (0, 255, 0),
+                              thickness=thickness)
+        assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1
+
+
 def test_spec_round_trip_and_errors(tmp_path):
     spec = DeploySpec(input_size=(352, 352), mean=[1, 2, 3], std=[4, 5, 6],
                       classes=['background', 'polyp'])
