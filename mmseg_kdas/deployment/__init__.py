@@ -1,14 +1,18 @@
 """Deployment of a segmentor: ONNX export and inference outside mmseg.
 
-Not imported by ``mmseg_kdas`` itself (it needs ``onnx`` and
-``onnxruntime``, and is only wanted by the deployment tools):
+Not imported by ``mmseg_kdas`` itself (it needs ``onnx``,
+``onnxruntime`` and ``openvino``, and is only wanted by the deployment
+tools):
 
 - :mod:`.spec`: :class:`DeploySpec`, the contract of an exported graph;
-- :mod:`.model`: :class:`DeployModel`, RGB pixels to a probability map;
-- :mod:`.export`: ONNX export and its check against PyTorch;
-- :mod:`.pipeline`: pre- and post-processing shared by both backends;
-- :mod:`.backends`: PyTorch and ONNX Runtime predictors;
-- :mod:`.inference`: images, folders and videos (``tools/infer.py``).
+- :mod:`.rewrites`: deploy-only module swaps that keep the weights;
+- :mod:`.model`: :class:`DeployModel`, RGB pixels to logits or
+  probabilities;
+- :mod:`.export`: ONNX export and its checks against PyTorch and mmseg;
+- :mod:`.pipeline`: pre- and post-processing shared by every backend;
+- :mod:`.backends`: PyTorch, ONNX Runtime and OpenVINO predictors;
+- :mod:`.inference`: images, folders and videos (``tools/infer.py``);
+- :mod:`.profile`: ONNX Runtime's operator profile.
 """
 from .backends import BACKENDS, build_predictor
 from .inference import InferenceReport, infer

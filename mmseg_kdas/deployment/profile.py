@@ -11,10 +11,10 @@ takes the part of the node it came from when its name tells (``conv2d_nchwc``
 from ``node_conv2d``, ``node_matmul/MatMulScaleFusion/``), else the part of
 the node that feeds it in the optimised graph (``ReorderInput``) or, for the
 first nodes, of the node it feeds. Operations that no submodule call holds
-count as :data:`WRAPPER`: the normalisation and the activation of
-:class:`~mmseg_kdas.deployment.DeployModel`, and what the decode head does
-in its own ``forward`` / ``predict_by_feat`` (for Polyp-PVT: upsampling P1
-and P2 to the input size and adding them).
+count as :data:`WRAPPER`: the normalisation of
+:class:`~mmseg_kdas.deployment.DeployModel`, the addition of P1 and P2 of
+Polyp-PVT and, in a ``'prob'`` graph, the final upsampling and the
+activation.
 """
 import ast
 import glob
