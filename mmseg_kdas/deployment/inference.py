@@ -106,11 +106,25 @@ class InferenceReport:
         seconds: Wall time from the first read to the last write (model
             loading excluded).
         outputs: Paths of the video files written.
+        stage_seconds: Per stage (``read``: decoding and preprocessing,
+            ``infer``, ``postprocess``: the map at the image size and the
+            image outputs, ``encode``: overlay and video), the wall time
+            its thread spent working (not waiting for items).
+        stage_cpu_seconds: Per stage, the CPU time of its thread (for
+            ``infer`` without the backend's own worker threads): what the
+            stage takes from the cores besides the network.
     """
     written: int = 0
     failures: List[Tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     outputs: List[str] = field(default_factory=list)
+    stage_seconds: Dict[str, float] = field(default_factory=dict)
+    stage_cpu_seconds: Dict[str, float] = field(default_factory=dict)
+
+    def _count(self, stage: str, wall: float, cpu: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + wall
+        self.stage_cpu_seconds[stage] = \
+            self.stage_cpu_seconds.get(stage, 0.0) + cpu
 
     @property
     def fps(self) -> float:
@@ -200,23 +214,39 @@ def _get(q: queue.Queue, stop: threading.Event):
     return None
 
 
+def _timed(report: InferenceReport, stage: str, fn: Callable, *args):
+    """``fn(*args)``, its wall and thread CPU time counted for ``stage``."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    try:
+        return fn(*args)
+    finally:
+        report._count(stage,
+                      time.perf_counter() - wall,
+                      time.thread_time() - cpu)
+
+
 def _run(items: Iterator[_Item], predictor: Predictor,
-         stages: Sequence[Callable[[_Item], None]], report: InferenceReport,
-         bar) -> None:
+         stages: Sequence[Tuple[str, Callable[[_Item], None]]],
+         report: InferenceReport, bar) -> None:
     """Read (a thread) -> infer (here) -> each of ``stages`` (a thread each).
 
     Items go through every stage in order; a failed item (``error`` set)
     skips the network and the stages and is counted at the end. An error
     in any stage stops the others and is raised here; what was written
-    stays.
+    stays. Each stage's working time goes to ``report``.
     """
     queues = [queue.Queue(QUEUE_SIZE) for _ in range(len(stages) + 1)]
     stop = threading.Event()
     errors: List[BaseException] = []
+    items = iter(items)
+    done = object()
 
     def read() -> None:
         try:
-            for item in items:
+            while True:
+                item = _timed(report, 'read', next, items, done)
+                if item is done:
+                    break
                 if not _put(queues[0], item, stop):
                     return
         except BaseException as err:  # raised again in the caller
@@ -233,7 +263,7 @@ def _run(items: Iterator[_Item], predictor: Predictor,
                 if item is None:
                     break
                 if item.error is None:
-                    stages[index](item)
+                    _timed(report, *stages[index], item)
                 if target is not None:
                     if not _put(target, item, stop):
                         return
@@ -262,7 +292,8 @@ def _run(items: Iterator[_Item], predictor: Predictor,
             if item is None:
                 break
             if item.error is None:
-                item.output = predictor(item.batch)[0]
+                item.output = _timed(report, 'infer', predictor,
+                                     item.batch)[0]
                 item.batch = None
             if not _put(queues[1], item, stop):
                 break
@@ -338,8 +369,8 @@ def infer_images(paths: Sequence[str],
     try:
         _run(
             _image_items(paths, predictor.spec), predictor,
-            [_postprocess_and_write(writer, predictor.spec)], report,
-            _progress(len(paths), progress))
+            [('postprocess', _postprocess_and_write(writer, predictor.spec))],
+            report, _progress(len(paths), progress))
     finally:
         report.seconds = time.perf_counter() - start
     return report
@@ -455,8 +486,8 @@ def infer_video(path: str,
         _run(
             _frame_items(capture, path, stem, predictor.spec, total, rate),
             predictor,
-            [_postprocess_and_write(writer, predictor.spec), encode], report,
-            _progress(total, progress))
+            [('postprocess', _postprocess_and_write(writer, predictor.spec)),
+             ('encode', encode)], report, _progress(total, progress))
     finally:
         report.seconds = time.perf_counter() - start
         capture.release()

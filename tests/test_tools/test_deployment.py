@@ -515,6 +515,11 @@ def test_infer_video(exported, backend, tmp_path, monkeypatch):
         summary = json.load(f)
     assert summary['written'] == 10 and summary['failures'] == []
     assert summary['fps'] > 0
+    assert summary['precision'] == 'f32'
+    for times in (summary['stage_seconds'], summary['stage_cpu_seconds']):
+        assert set(times) == {'read', 'infer', 'postprocess', 'encode'}
+        assert all(t >= 0 for t in times.values())
+    assert 0 < summary['stage_seconds']['infer'] < summary['seconds']
 
 
 def test_infer_video_with_broken_and_missing_frames(exported, tmp_path):

@@ -369,10 +369,15 @@ def main():
                                 osp.join(args.work_dir, f'video_{i}'),
                                 args.threads, *options)
             bound = 1.0 / deployed[key]
+            frames = max(summary['written'], 1)
+            cpu = summary.get('stage_cpu_seconds', {})
             rows.append([
                 last['name'], label, summary['written'],
                 f'{summary["seconds"]:.1f}', f'{summary["fps"]:.1f}',
                 f'{bound:.1f}', f'{100 * summary["fps"] / bound:.0f} %'
+            ] + [
+                f'{1e3 * cpu.get(stage, 0.0) / frames:.1f}'
+                for stage in ('read', 'postprocess', 'encode')
             ])
             fps_of[label] = (summary['fps'], summary['fps'] / bound)
         capture = cv2.VideoCapture(video)
@@ -381,11 +386,15 @@ def main():
         capture.release()
         print(f'\ntools/infer.py end to end on {video} ({w}x{h}; decode, '
               'resize, infer, logits to the frame size, mask PNG, overlay, '
-              f'encode), {args.threads} threads; bound = 1000 / b1 ms:\n')
+              f'encode), {args.threads} threads; bound = 1000 / b1 ms; CPU '
+              'ms per frame of the stages around the network (read: decode '
+              'and resize; post: the map at the frame size and its PNG; '
+              'encode: overlay and video), which the network\'s threads '
+              'share the cores with:\n')
         print(
             markdown_table([
                 'model', 'backend', 'frames', 's', 'FPS', 'bound FPS',
-                'of bound'
+                'of bound', 'read ms', 'post ms', 'encode ms'
             ], rows))
 
     if len(results) > 1:
