@@ -70,16 +70,27 @@ def assert_no_short_file(work_dir):
         compile(config.read_text(), str(config), 'exec')
 
 
-def test_sigkill_during_saves_then_resume(tmp_path, python, data_root,
-                                          straight):
-    # three runs killed at three points of a save, each resumed by the next
-    work_dir = tmp_path / 'killed'
-    for fault, extra in [
-        ('kill:iter_4.pth:4096', ()),  # in the checkpoint's data
-        ('kill:last_checkpoint:0', ('--resume', )),  # checkpoint written
-        ('kill:iter_5_student.pth:4096', ('--resume', )),  # its student
+def test_full_disk_and_sigkill_during_saves_then_resume(
+        tmp_path, python, data_root, straight):
+    work_dir = tmp_path / 'faults'
+    # a save that fails on a full disk stops the run, naming the file; the
+    # previous checkpoint stays intact and named
+    proc = faulty('enospc:iter_4.pth:4096', work_dir, python, data_root)
+    assert proc.returncode != 0
+    assert 'No space left on device' in proc.stdout, proc.stdout[-3000:]
+    assert f'writing {work_dir / "iter_4.pth"} failed' in proc.stdout
+    assert not (work_dir / 'iter_4.pth').exists()
+    assert_no_short_file(work_dir)
+    assert (work_dir / 'last_checkpoint').read_text().strip() == str(
+        work_dir / 'iter_2.pth')
+    # then three runs killed at three points of a save, each resumed by the
+    # next
+    for fault in [
+            'kill:iter_4.pth:4096',  # in the checkpoint's data
+            'kill:last_checkpoint:0',  # checkpoint written, not recorded
+            'kill:iter_5_student.pth:4096',  # in its student export
     ]:
-        proc = faulty(fault, work_dir, python, data_root, *extra)
+        proc = faulty(fault, work_dir, python, data_root, '--resume')
         assert proc.returncode == -signal.SIGKILL, (fault,
                                                     proc.stdout[-3000:])
         assert_no_short_file(work_dir)
@@ -87,22 +98,6 @@ def test_sigkill_during_saves_then_resume(tmp_path, python, data_root,
     assert_same_weights(work_dir, straight)
     # the killed saves' temporary files were removed by the next runs
     assert not glob.glob(str(work_dir / '.*.tmp'))
-
-
-def test_full_disk_during_a_save_stops_naming_the_file(
-        tmp_path, python, data_root, straight):
-    work_dir = tmp_path / 'full'
-    proc = faulty('enospc:iter_4.pth:4096', work_dir, python, data_root)
-    assert proc.returncode != 0
-    assert 'No space left on device' in proc.stdout, proc.stdout[-3000:]
-    assert f'writing {work_dir / "iter_4.pth"} failed' in proc.stdout
-    # the previous checkpoint is intact and named, the failed one absent
-    assert not (work_dir / 'iter_4.pth').exists()
-    assert_no_short_file(work_dir)
-    assert (work_dir / 'last_checkpoint').read_text().strip() == str(
-        work_dir / 'iter_2.pth')
-    train(CFG, work_dir, python, data_root, '--resume')
-    assert_same_weights(work_dir, straight)
 
 
 def test_resume_passes_over_a_truncated_checkpoint(tmp_path, python,
