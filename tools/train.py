@@ -136,9 +136,12 @@ def main():
 
     # Checkpoints are saved as plain state so that `--resume` works under
     # torch.load(weights_only=True) (see mmseg_kdas/engine/checkpoint.py);
-    # a NaN or infinite loss term stops the run at once (NonFiniteLossHook).
+    # a NaN or infinite loss term stops the run at once (NonFiniteLossHook);
+    # a distiller's teacher cache is checked against the training data
+    # before the first iteration (TeacherCacheHook, a no-op without one).
     custom_hooks = list(cfg.get('custom_hooks', None) or [])
-    for always in ('PlainCheckpointHook', 'NonFiniteLossHook'):
+    for always in ('PlainCheckpointHook', 'NonFiniteLossHook',
+                   'TeacherCacheHook'):
         if not any(h.get('type') == always for h in custom_hooks):
             custom_hooks.append(dict(type=always))
     cfg.custom_hooks = custom_hooks
