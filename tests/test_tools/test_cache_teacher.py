@@ -2,7 +2,6 @@
 resumed, two gloo processes, and a cache filled by two processes."""
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import numpy as np
@@ -23,22 +22,8 @@ CFG = 'tiny_kdas_cache.py'
 WEIGHTS_ATOL = 1e-5
 
 
-def cache_tool(args, python, check=True):
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join([ROOT, env.get('PYTHONPATH', '')])
-    env.setdefault('OMP_NUM_THREADS', '1')
-    proc = subprocess.run(
-        args,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600)
-    if check and proc.returncode != 0:
-        pytest.fail(f'{" ".join(args)} exited {proc.returncode}:\n'
-                    f'{proc.stdout[-4000:]}')
-    return proc
+def cache_tool(args, python):
+    return run_tool(args, None, python)
 
 
 @pytest.fixture(scope='module')

@@ -12,13 +12,14 @@ from mmseg_kdas.datasets import make_synthetic_polyp_dataset
 
 
 def run_tool(args, work_dir, python, check=True):
+    """Run a tool of this checkout; ``--work-dir`` is added unless None."""
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
         [osp.join(ROOT, 'tests', 'data'), ROOT, env.get('PYTHONPATH', '')])
     env['PYTHON'] = python
     env.setdefault('OMP_NUM_THREADS', '1')
     proc = subprocess.run(
-        args + ['--work-dir', str(work_dir)],
+        args + ([] if work_dir is None else ['--work-dir', str(work_dir)]),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
