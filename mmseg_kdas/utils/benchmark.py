@@ -47,6 +47,46 @@ def time_call(fn: Callable[[], object],
         median=statistics.median(times), min=min(times), max=max(times))
 
 
+def time_interleaved(fns: Dict[str, Callable[[], object]],
+                     device: torch.device,
+                     warmup: int = 2,
+                     repeats: int = 5) -> Dict[str, Dict[str, float]]:
+    """:func:`time_call` of several functions, in interleaved rounds.
+
+    Each round calls every function once (the order rotating from round to
+    round), so that a drift of the machine's speed (frequency, a neighbour)
+    reaches them all alike and their ratios stay fair.
+
+    Args:
+        fns: ``{name: work}``.
+        device: Synchronised before and after each timed call.
+        warmup: Untimed rounds first.
+        repeats: Timed rounds.
+
+    Returns:
+        ``{name: dict(median=..., min=..., max=...)}`` in seconds.
+    """
+    if repeats < 1:
+        raise ValueError(f'repeats must be >= 1, got {repeats}')
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            synchronize(device)
+            start = time.perf_counter()
+            fns[name]()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return {
+        name: dict(
+            median=statistics.median(t), min=min(t), max=max(t))
+        for name, t in times.items()
+    }
+
+
 def _rss_bytes() -> int:
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * _PAGE

@@ -33,7 +33,8 @@ from mmseg_kdas.models.distillers.teacher_cache import (TeacherCacheWriter,
                                                         teacher_identity,
                                                         teacher_maps)
 from mmseg_kdas.testing import make_batch
-from mmseg_kdas.utils.benchmark import PeakMemory, markdown_table, time_call
+from mmseg_kdas.utils.benchmark import (PeakMemory, markdown_table,
+                                        time_interleaved)
 
 
 def parse_args():
@@ -159,20 +160,24 @@ def main():
     distiller.train()
     cached.train()
     student_alone.train()
-    rows, times = [], {}
-    for name, fn in (('KDAS step', kd_step),
-                     ('KDAS step, warm teacher cache', cached_kd_step),
-                     ('(a) student step', student_step),
-                     ('(b) teacher forward', teacher_forward)):
+    fns = {
+        'KDAS step': kd_step,
+        'KDAS step, warm teacher cache': cached_kd_step,
+        '(a) student step': student_step,
+        '(b) teacher forward': teacher_forward
+    }
+    peaks = {}
+    for name, fn in fns.items():
         with PeakMemory(device) as mem:
             fn()
-        t = time_call(fn, device, args.warmup, args.repeats)
-        times[name] = t['median']
-        rows.append([
-            name, f'{t["median"] * 1e3:.1f}',
-            f'{t["min"] * 1e3:.1f}-{t["max"] * 1e3:.1f}',
-            f'{mem.peak_bytes / 2**20:.0f}'
-        ])
+        peaks[name] = mem.peak_bytes
+    stats = time_interleaved(fns, device, args.warmup, args.repeats)
+    times = {name: t['median'] for name, t in stats.items()}
+    rows = [[
+        name, f'{t["median"] * 1e3:.1f}',
+        f'{t["min"] * 1e3:.1f}-{t["max"] * 1e3:.1f}',
+        f'{peaks[name] / 2**20:.0f}'
+    ] for name, t in stats.items()]
     ratio = times['KDAS step'] / (
         times['(a) student step'] + times['(b) teacher forward'])
 
@@ -183,7 +188,8 @@ def main():
              f', {torch.get_num_threads()} threads')
           + (', AMP' if args.amp else '') +
           (', channels-last' if args.channels_last else '') +
-          f'; median of {args.repeats} after {args.warmup} warm-up runs\n')
+          f'; median of {args.repeats} interleaved rounds after '
+          f'{args.warmup} warm-up rounds\n')
     print(
         markdown_table(['step', 'median ms', 'min-max ms', 'peak MiB'],
                        rows))
