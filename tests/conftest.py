@@ -1,3 +1,4 @@
+import importlib.util
 import os.path as osp
 import sys
 
@@ -7,6 +8,16 @@ import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'tests', 'data', 'configs')
+
+
+def load_tool(path: str):
+    """Import a tool script of the repository (e.g.
+    ``'tools/analysis_tools/polyp_experiment.py'``) as a module."""
+    name = osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_binary_dataset(root: str, num: int = 6, size: int = 40) -> str:

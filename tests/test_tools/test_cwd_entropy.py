@@ -1,29 +1,18 @@
 """The CWD entropy measurement: values by hand, and a run on tiny weights."""
-import importlib.util
 import json
 import math
 import os.path as osp
 
 import pytest
 import torch
-from conftest import CONFIGS, ROOT
+from conftest import CONFIGS, load_tool
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from mmseg_kdas.datasets import make_synthetic_polyp_dataset
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'cwd_entropy',
-        osp.join(ROOT, 'tools', 'analysis_tools', 'cwd_entropy.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _tool()
+tool = load_tool('tools/analysis_tools/cwd_entropy.py')
 
 
 def test_uniform_and_peaked_maps():

@@ -6,27 +6,16 @@ with a fake command runner that writes what ``tools/train.py``,
 names, metrics), so that the order of the steps, what is chosen, the stops
 and the skipping of finished steps are checked in seconds.
 """
-import importlib.util
 import json
 import math
 import os
 import os.path as osp
 
 import pytest
-from conftest import ROOT
+from conftest import load_tool
 from mmengine.config import Config
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'polyp_experiment',
-        osp.join(ROOT, 'tools', 'analysis_tools', 'polyp_experiment.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _tool()
+tool = load_tool('tools/analysis_tools/polyp_experiment.py')
 NAN = float('nan')
 
 
