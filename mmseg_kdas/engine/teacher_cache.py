@@ -4,6 +4,7 @@ The command line is ``tools/cache_teacher.py``; the cache format and its
 checks are in :mod:`mmseg_kdas.models.distillers.teacher_cache`.
 """
 import copy
+import math
 import os
 import os.path as osp
 import shutil
@@ -27,7 +28,7 @@ from ..models.distillers.teacher_cache import (MANIFEST, TeacherCacheError,
                                                teacher_maps)
 from ..utils.atomic import fsync_dir
 from .distributed import setup_cpu_distributed
-from .hooks.teacher_cache_hook import dataset_image_paths, dataset_pipelines
+from .hooks.teacher_cache_hook import dataset_pipelines
 from .loops import find_multiscale_augment
 
 __all__ = ['build_teacher_cache']
@@ -122,10 +123,12 @@ def build_teacher_cache(cfg: Config,
                          'nothing of the teacher is consumed')
 
     dataset = DATASETS.build(dataset_cfg)
-    paths = dataset_image_paths(dataset)
+    # each image once: its first sample
     first_index = {}
     for i in range(len(dataset)):
         first_index.setdefault(dataset.get_data_info(i).get('img_path'), i)
+    first_index.pop(None, None)
+    paths = list(first_index)
     batch_size = batch_size or cfg.train_dataloader.batch_size
     writer = TeacherCacheWriter(out + '.partial', len(paths))
 
@@ -137,7 +140,7 @@ def build_teacher_cache(cfg: Config,
         writer.plan(inputs.shape[-2:],
                     teacher_maps(teacher, inputs, sources))
     per_image = sum(
-        4 * int(torch.tensor(e['shape'][1:]).prod())
+        4 * math.prod(e['shape'][1:])
         for e in writer.entries.values())
     print(f'{len(paths)} images at sizes '
           f'{sorted({k[1] for k in writer.entries})}, sources '
