@@ -25,6 +25,9 @@ def test_metafile(folder):
         assert osp.isfile(osp.join(ROOT, model['Config'])), model['Config']
         assert set(METADATA) <= set(model['Metadata']), model['Name']
         assert model['Metadata']['Training Resources'] == '2 CPU cores'
+        for role in ('Teacher', 'Student'):
+            config = model['Metadata'][role]['Config']
+            assert osp.isfile(osp.join(ROOT, config)), config
         for result in model.get('Results', []):  # measured figures only
             assert {'Task', 'Dataset', 'Metrics'} <= set(result)
 

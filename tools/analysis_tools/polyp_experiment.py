@@ -57,7 +57,9 @@ printed first (``--dry-run``: only that). Writes to the work dir
 ``record.json``), ``teacher_cache/``, ``selection.json``, ``results.md``
 (teachers, gate, grids, then per test set: mean +- std over seeds, per-seed
 paired differences to the plain student and the share of the teacher's lead
-closed, where the teacher leads) and ``results_<test set>.png``. An
+closed, where the teacher leads), ``results.json`` (the same figures as
+data; ``tools/analysis_tools/model_cards.py`` writes the configs' READMEs
+and metafiles from it) and ``results_<test set>.png``. An
 interrupted run resumes from its last checkpoint (the reported training
 time adds up every attempt). Subprocesses run this checkout's code
 (``PYTHONPATH``), whatever is installed.
@@ -106,6 +108,7 @@ VAL_KEY = f'{VAL_SET}/mDice'
 STARTED = 'train_started.txt'  # present while a training attempt runs
 MINUTES = 'train_minutes.txt'  # one line per training attempt
 RECORD = 'record.json'
+RESULTS = 'results.json'  # every figure of results.md, as data
 
 #: A setting: ``((key under model, value), ...)``, e.g.
 #: ``(('alpha', 0.3), ('loss_at.temperature', 2.0))``.
@@ -822,6 +825,27 @@ def _write_json(path: str, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + '\n')
 
 
+def protocol_settings(args: argparse.Namespace) -> dict:
+    """The settings ``protocol.json`` holds (a work dir of others is
+    refused): sizes, schedule, iterations, teacher seeds, the split's
+    SHA-1 and the grids."""
+    with open(args.split_file, 'rb') as f:
+        split = hashlib.sha1(f.read()).hexdigest()
+    return dict(
+        size=args.size,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        schedule='cosine to 0 by iteration',
+        teacher_iters=args.teacher_iters,
+        teacher_val_interval=args.teacher_val_interval,
+        teacher_seeds=list(args.teacher_seeds),
+        iters=args.iters,
+        val_interval=args.val_interval,
+        split_sha1=split,
+        grids={f: [setting_label(s) for s in g]
+               for f, g in GRIDS.items()})
+
+
 class Experiment:
     """The protocol's steps on one work dir; every step is skipped if done.
 
@@ -941,22 +965,7 @@ class Experiment:
 
     def check_protocol(self) -> None:
         """Write ``protocol.json``, or refuse a work dir of another one."""
-        args = self.args
-        with open(args.split_file, 'rb') as f:
-            split = hashlib.sha1(f.read()).hexdigest()
-        protocol = dict(
-            size=args.size,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            schedule='cosine to 0 by iteration',
-            teacher_iters=args.teacher_iters,
-            teacher_val_interval=args.teacher_val_interval,
-            teacher_seeds=list(args.teacher_seeds),
-            iters=args.iters,
-            val_interval=args.val_interval,
-            split_sha1=split,
-            grids={f: [setting_label(s) for s in g]
-                   for f, g in GRIDS.items()})
+        protocol = protocol_settings(self.args)
         path = osp.join(self.work, 'protocol.json')
         old = _read_json(path)
         if old is not None and old != protocol:
@@ -1290,10 +1299,89 @@ def write_report(args: argparse.Namespace, work: str,
                  f'{teacher_minutes}; {minutes}.')
     report = '\n'.join(lines) + '\n'
     atomic_write_text(osp.join(work, 'results.md'), report)
+    _write_json(
+        osp.join(work, RESULTS),
+        results_summary(args, test_sets, teacher, teacher_record, scores,
+                        selected, results))
     for ts in test_sets:
         plot(osp.join(work, f'results_{ts}.png'), ts, teacher_record,
              results)
     return report
+
+
+def machine_description() -> str:
+    """``'2 cores of an "AMD EPYC" CPU, torch 2.14.1'``: where it ran."""
+    import platform
+
+    import torch
+    model = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    model = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f'{os.cpu_count()} cores of an "{model}" CPU, torch '
+            f'{torch.__version__.split("+")[0]}')
+
+
+def results_summary(args: argparse.Namespace, test_sets: Sequence[str],
+                    teacher: dict, teacher_record: dict, scores: Scores,
+                    selected: Dict[str, Setting],
+                    results: Dict[str, Dict[int, dict]]) -> dict:
+    """What ``results.json`` holds: every figure of the report, as data.
+
+    ``tools/analysis_tools/model_cards.py`` writes the configs' READMEs
+    and metafiles from it. Keys: ``date``, ``machine``, ``protocol`` (the
+    settings of ``protocol.json``), ``test_sets``, ``teacher`` (the choice,
+    each run's best and last validation value, the gate, minutes and the
+    chosen run's ``test`` metrics), ``grid`` (``{family: [{setting,
+    score, selected}]}``), ``selected`` and ``methods`` (``{method:
+    {family, setting, seeds: {seed: {test, val_last, minutes}}}}``, in
+    report order).
+    """
+    runs = final_methods(selected)
+    return dict(
+        date=time.strftime('%Y-%m-%d'),
+        machine=machine_description(),
+        protocol=dict(protocol_settings(args), seeds=list(args.seeds)),
+        test_sets=list(test_sets),
+        teacher=dict(
+            seed=teacher['seed'],
+            iter=teacher['iter'],
+            value=teacher['value'],
+            runs={
+                str(s): dict(iter=i, value=v, last=teacher['last'][s])
+                for s, (i, v) in teacher['runs'].items()
+            },
+            spread=teacher['spread'],
+            lead=teacher['lead'],
+            student_val=teacher['student_val'],
+            minutes={str(s): m
+                     for s, m in teacher['minutes'].items()},
+            test=teacher_record['test']),
+        grid={
+            family: [
+                dict(setting=setting_label(s), score=scores[family][s],
+                     selected=s == selected[family]) for s in grid
+            ] for family, grid in GRIDS.items()
+        },
+        selected={f: setting_label(s)
+                  for f, s in selected.items()},
+        methods={
+            method: dict(
+                family=runs[method].family,
+                setting=setting_label(runs[method].setting),
+                seeds={
+                    str(seed): dict(test=rec['test'],
+                                    val_last=rec['val_last'],
+                                    minutes=rec['minutes'])
+                    for seed, rec in sorted(seeds.items())
+                })
+            for method, seeds in results.items()
+        })
 
 
 def plot(path: str, ts: str, teacher: dict,

@@ -1,0 +1,134 @@
+"""The model cards written from the KD experiment's results.
+
+The committed cards must equal what the tool writes from the committed
+results (none, or ``docs/polyp_experiment/results.json``); the values it
+writes are checked on the fake protocol run of ``test_polyp_experiment``
+(whose per-seed test values are known by construction).
+"""
+import json
+import os
+import shutil
+
+import pytest
+import yaml
+from conftest import ROOT, load_tool
+from test_polyp_experiment import FakeRunner, _argv
+from test_polyp_experiment import tool as experiment
+
+cards = load_tool('tools/analysis_tools/model_cards.py')
+FILES = [
+    'README.md', 'configs/kdas/README.md', 'configs/kd_baselines/README.md',
+    'configs/kdas/metafile.yaml', 'configs/kd_baselines/metafile.yaml'
+]
+
+
+def test_the_committed_cards_match_the_committed_results(capsys):
+    assert cards.main(['--check']) == 0, capsys.readouterr().err
+
+
+def _fake_repo(tmp_path):
+    root = tmp_path / 'repo'
+    for rel in FILES:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(os.path.join(ROOT, rel), root / rel)
+    return root
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+    """A finished fake protocol run and a copy of the repo's cards."""
+    tmp_path = tmp_path_factory.mktemp('cards')
+    assert experiment.main(_argv(tmp_path), FakeRunner()) == 0
+    return tmp_path / 'work', _fake_repo(tmp_path)
+
+
+def test_the_cards_hold_the_results(finished, capsys):
+    work, root = finished
+    assert cards.main([str(work), '--root', str(root)]) == 0
+    assert (root / cards.DOCS / 'results_Kvasir.png').is_file()
+    # the fake: a student's test mDice is its validation score - 0.05 +
+    # 0.001 * seed, the teacher 0.80 on Kvasir and 0.50 on ETIS
+    with open(root / 'configs/kdas/metafile.yaml') as f:
+        meta = yaml.safe_load(f)
+    models = {m['Name']: m for m in meta['Models']}
+    tuned = models['kdas_polyp-pvt-b2_polyp-pvt-b0_pranet-128x128_tuned']
+    assert tuned['Metadata']['Setting'] == ('α = 0.5, T = 4 (chosen on '
+                                            'PraNet-val)')
+    assert tuned['Metadata']['Seeds'] == [0, 1, 2]
+    etis, kvasir = tuned['Results']  # the test sets in name order
+    assert kvasir['Dataset'] == 'Kvasir' and etis['Dataset'] == 'ETIS'
+    assert kvasir['Metrics']['mDice'] == pytest.approx(0.686)
+    assert kvasir['Metrics']['mDice std'] == pytest.approx(0.001)
+    assert etis['Metrics']['MAE'] == pytest.approx(0.586)
+    teacher = tuned['Metadata']['Teacher']
+    assert teacher['Results'][0]['Metrics']['mDice'] == 0.5
+    assert teacher['Results'][1]['Metrics']['mDice'] == 0.8
+    student = tuned['Metadata']['Student']
+    assert student['Results'][1]['Metrics']['mDice'] == pytest.approx(0.651)
+    sgm = models['kdas_polyp-pvt-b2_polyp-pvt-b0_pranet-128x128_sgm-only']
+    assert sgm['Results'][1]['Metrics']['mDice'] == pytest.approx(0.661)
+    with open(root / 'configs/kd_baselines/metafile.yaml') as f:
+        base = {m['Name']: m for m in yaml.safe_load(f)['Models']}
+    cwd = base['cwd_polyp-pvt-b2_polyp-pvt-b0_pranet-128x128_tuned']
+    assert cwd['Metadata']['Setting'] == ('T = 4, weight = 1 (chosen on '
+                                          'PraNet-val)')
+    assert cwd['Results'][1]['Metrics']['mDice'] == pytest.approx(0.651)
+
+    readme = (root / 'configs/kdas/README.md').read_text()
+    assert ('| KDAS (tuned) | PVTv2-B0 | α = 0.5, T = 4 (chosen on '
+            'PraNet-val) | [config](../../'
+            'configs/kdas/kdas_polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-'
+            '352x352.py) | 3 | 0.6860 ± 0.0010 |') in readme
+    assert '| +0.0350 (+0.0350, +0.0350, +0.0350) |' in readme
+    assert '| teacher, Polyp-PVT | PVTv2-B2 |' in readme
+    assert 'CWD (tuned)' not in readme  # the baselines' own card has it
+    assert 'That run has not been made yet' not in readme
+    baselines = (root / 'configs/kd_baselines/README.md').read_text()
+    assert ('| CWD (tuned) | PVTv2-B0 | T = 4, weight = 1 (chosen on '
+            'PraNet-val) |') in baselines
+    assert ("| KDAS-ref | PVTv2-B0 | the authors' effective objective, "
+            'L_seg + 0.3·MSE(P1 + P1ᵀ) |') in readme
+    main = (root / 'README.md').read_text()
+    report = (work / 'results.md').read_text().rstrip('\n')
+    assert report in main
+    assert '](docs/polyp_experiment/results_ETIS.png)' in main
+    # the text around the blocks is kept
+    assert main.endswith(open(os.path.join(ROOT, 'README.md')).read().split(
+        cards.END, 1)[1])
+    assert cards.main(['--check', '--root', str(root)]) == 0
+
+    # a hand edit of a generated file is caught, naming it
+    meta_file = root / 'configs/kd_baselines/metafile.yaml'
+    meta_file.write_text(meta_file.read_text().replace('0.651', '0.7'))
+    assert cards.main(['--check', '--root', str(root)]) == 1
+    err = capsys.readouterr().err
+    assert 'configs/kd_baselines/metafile.yaml' in err
+    assert 'configs/kdas/metafile.yaml' not in err
+
+
+def test_without_results_no_model_has_results(tmp_path):
+    root = _fake_repo(tmp_path)
+    assert cards.main(['--root', str(root)]) == 0
+    for folder in ('configs/kdas', 'configs/kd_baselines'):
+        with open(root / folder / 'metafile.yaml') as f:
+            meta = yaml.safe_load(f)
+        assert all('Results' not in m for m in meta['Models'])
+        names = [m['Name'] for m in meta['Models']]
+        assert not any(n.endswith('kdas_polyp-pvt-b2_polyp-pvt-b0_pranet-'
+                                  '128x128_tuned') for n in names)
+        assert cards.PENDING in (root / folder / 'README.md').read_text()
+
+
+def test_bad_inputs_are_named(tmp_path):
+    root = _fake_repo(tmp_path)
+    with pytest.raises(FileNotFoundError, match='results.json not found'):
+        cards.main([str(tmp_path / 'nowhere'), '--root', str(root)])
+    readme = root / 'configs/kdas/README.md'
+    readme.write_text(readme.read_text().replace(cards.END, ''))
+    with pytest.raises(ValueError, match='configs/kdas/README.md'):
+        cards.main(['--root', str(root)])
+    docs = root / cards.DOCS
+    docs.mkdir(parents=True)
+    (docs / 'results.json').write_text(json.dumps({'test_sets': []}))
+    with pytest.raises(KeyError, match="no 'teacher'"):
+        cards.main(['--root', str(root)])

@@ -1,0 +1,459 @@
+"""Write the KD experiment's results into the configs' model cards.
+
+    python tools/analysis_tools/model_cards.py [WORK_DIR] [--check]
+
+``WORK_DIR`` is a finished ``tools/analysis_tools/polyp_experiment.py``
+work dir: its ``results.json``, ``results.md`` and ``results_<set>.png``
+are copied into ``docs/polyp_experiment/`` (what is committed). The cards
+are then written from ``docs/polyp_experiment/results.json`` alone:
+
+- ``configs/kdas/metafile.yaml`` and ``configs/kd_baselines/metafile.yaml``
+  (OpenMMLab form: ``Collections``; ``Models`` with ``Config``,
+  ``Metadata`` (training data, batch size, crop size, iterations,
+  architecture, training resources, training minutes, the setting, the
+  teacher and the student baseline with their own ``Results``) and
+  ``Results`` (per test set, the mean over seeds of every measure and the
+  mean Dice's standard deviation));
+- the block between the ``model_cards`` markers of
+  ``configs/kdas/README.md`` and ``configs/kd_baselines/README.md``:
+  teacher, student baseline and the folder's distilled students side by
+  side, per test set;
+- the block between the markers of ``README.md``: ``results.md`` and the
+  plots.
+
+Without results (nothing committed yet) every block says so and no model
+has ``Results``. ``--check`` writes nothing and exits with status 1,
+naming every file that differs from what it would write (a test runs it
+on the repository, so the cards cannot drift from the committed results).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import shutil
+import statistics
+import sys
+from typing import Dict, List, Optional
+
+import yaml
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
+import polyp_experiment as experiment  # noqa: E402
+
+from mmseg_kdas.utils.atomic import atomic_write_text  # noqa: E402
+
+DOCS = 'docs/polyp_experiment'
+BEGIN = ('<!-- model_cards: begin (written by '
+         'tools/analysis_tools/model_cards.py from '
+         'docs/polyp_experiment/results.json; do not edit) -->')
+END = '<!-- model_cards: end -->'
+PENDING = ('That run has not been made yet: no figure of it is here.')
+TRAINING_DATA = ('PraNet train-minus-val (1,300 images; '
+                 'mmseg_kdas/datasets/splits/pranet_val.txt held out)')
+TEACHER = dict(
+    Name='Polyp-PVT, PVTv2-B2',
+    Config=experiment.TEACHER,
+    Backbone='PVTv2-B2')
+STUDENT = dict(
+    Name='Polyp-PVT, PVTv2-B0',
+    Config=experiment.FAMILIES['student'],
+    Backbone='PVTv2-B0')
+_SLUG = 'polyp-pvt-b2_polyp-pvt-b0_pranet-128x128'
+
+#: The model cards: per folder, its collections and, per method of the
+#: experiment's final stage, the metafile model (name, collection, config
+#: and the setting's description when the experiment has not run).
+CARDS: Dict[str, dict] = {
+    'configs/kdas':
+    dict(
+        collections=[
+            dict(
+                Name='KDAS',
+                Title='KDAS: Knowledge Distillation via Attention '
+                'Supervision Framework for Polyp Segmentation',
+                URL='https://arxiv.org/abs/2312.08555')
+        ],
+        models={
+            'KDAS (paper)':
+            dict(
+                name=f'kdas_{_SLUG}_paper',
+                collection='KDAS',
+                config=experiment.FAMILIES['KDAS'],
+                setting='α = 0.3, T = 2, w_AT = 1, w_SGM = 1 (the paper\'s)'),
+            'KDAS (tuned)':
+            dict(
+                name=f'kdas_{_SLUG}_tuned',
+                collection='KDAS',
+                config=experiment.FAMILIES['KDAS'],
+                setting=None),  # only when the grid chose another setting
+            'KDAS-ref':
+            dict(
+                name=f'kdas-ref_{_SLUG}',
+                collection='KDAS',
+                config=experiment.FAMILIES['KDAS-ref'],
+                setting='the authors\' effective objective, '
+                'L_seg + 0.3·MSE(P1 + P1ᵀ)'),
+            'L_AT alone':
+            dict(
+                name=f'kdas_{_SLUG}_at-only',
+                collection='KDAS',
+                config=experiment.FAMILIES['KDAS'],
+                setting='α = 0.3, T = 2, w_SGM = 0 (the paper\'s ablation: '
+                'L_AT alone)'),
+            'L_SGM alone':
+            dict(
+                name=f'kdas_{_SLUG}_sgm-only',
+                collection='KDAS',
+                config=experiment.FAMILIES['KDAS'],
+                setting='α = 0.3, w_AT = 0 (the paper\'s ablation: L_SGM '
+                'alone)'),
+        }),
+    'configs/kd_baselines':
+    dict(
+        collections=[
+            dict(
+                Name='PixelKD',
+                Title='Distilling the Knowledge in a Neural Network',
+                URL='https://arxiv.org/abs/1503.02531'),
+            dict(
+                Name='CWD',
+                Title='Channel-wise Knowledge Distillation for Dense '
+                'Prediction',
+                URL='https://arxiv.org/abs/2011.13256'),
+            dict(
+                Name='AT',
+                Title='Paying More Attention to Attention: Improving the '
+                'Performance of Convolutional Neural Networks via '
+                'Attention Transfer',
+                URL='https://arxiv.org/abs/1612.03928'),
+        ],
+        models={
+            f'{family} (tuned)': dict(
+                name=f'{prefix}_{_SLUG}_tuned',
+                collection=family,
+                config=experiment.FAMILIES[family],
+                setting=f'{what} chosen on PraNet-val from '
+                f'{"; ".join(experiment.setting_label(s) for s in grid)}')
+            for family, prefix, what in (('PixelKD', 'pkd', 'T and weight'),
+                                         ('CWD', 'cwd', 'T and weight'),
+                                         ('AT', 'at', 'the weight'))
+            for grid in [experiment.GRIDS[family]]
+        }),
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument(
+        'work_dir',
+        nargs='?',
+        default=None,
+        help='a finished polyp_experiment.py work dir to copy the results '
+        'from (default: the committed ones)')
+    parser.add_argument(
+        '--check',
+        action='store_true',
+        help='write nothing; exit 1 if a card differs from its results')
+    parser.add_argument(
+        '--root', default=ROOT, help=argparse.SUPPRESS)  # tests
+    return parser.parse_args(argv)
+
+
+def load_results(root: str) -> Optional[dict]:
+    """``docs/polyp_experiment/results.json`` under ``root``, or None."""
+    path = osp.join(root, DOCS, experiment.RESULTS)
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        results = json.load(f)
+    for key in ('test_sets', 'teacher', 'methods', 'protocol', 'machine',
+                'date'):
+        if key not in results:
+            raise KeyError(f'{path}: no {key!r}; is it a results.json of '
+                           'polyp_experiment.py?')
+    if 'student' not in results['methods']:
+        raise KeyError(f'{path}: no plain student among the methods')
+    return results
+
+
+def _stats(seeds: Dict[str, dict], key: str) -> tuple:
+    values = [rec['test'][key] for rec in seeds.values()]
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.mean(values), std
+
+
+def _results_entries(results: dict, seeds: Optional[Dict[str, dict]],
+                     test: Optional[dict] = None) -> List[dict]:
+    """OpenMMLab ``Results``: per test set, the mean over seeds."""
+    entries = []
+    for ts in results['test_sets']:
+        metrics = {}
+        for m in experiment.MEASURES:
+            key = f'{ts}/{m}'
+            if seeds is None:
+                metrics[m] = round(test[key], 4)
+            else:
+                mean, std = _stats(seeds, key)
+                metrics[m] = round(mean, 4)
+                if m == 'mDice':
+                    metrics['mDice std'] = round(std, 4)
+        entries.append(
+            dict(Task='Polyp Segmentation', Dataset=ts, Metrics=metrics))
+    return entries
+
+
+def _setting(spec: dict, run: dict) -> str:
+    """A model's setting: the chosen one of a tuned method, else its
+    description (KDAS-ref's objective, the paper's setting)."""
+    if spec['setting'] is None or spec['collection'] != 'KDAS':
+        return f'{run["setting"]} (chosen on PraNet-val)'
+    return spec['setting']
+
+
+def _defaults() -> dict:
+    args = experiment.parse_args(['data'])
+    return dict(size=args.size, batch_size=args.batch_size, iters=args.iters)
+
+
+def render_metafile(folder: str, results: Optional[dict]) -> str:
+    """The ``metafile.yaml`` of a folder of :data:`CARDS`."""
+    card = CARDS[folder]
+    protocol = results['protocol'] if results else _defaults()
+    collections = [
+        dict(
+            Name=c['Name'],
+            License='Apache License 2.0',
+            Metadata={'Training Data': [TRAINING_DATA]},
+            Paper=dict(Title=c['Title'], URL=c['URL']),
+            README=f'{folder}/README.md',
+            Frameworks=['PyTorch']) for c in card['collections']
+    ]
+    models = []
+    for method, spec in card['models'].items():
+        seeds = results['methods'].get(method) if results else None
+        if results and seeds is None:
+            continue  # e.g. KDAS (tuned) when the grid chose the paper's
+        if not results and spec['setting'] is None:
+            continue
+        teacher = dict(Name=TEACHER['Name'], Config=TEACHER['Config'])
+        student = dict(Name=STUDENT['Name'], Config=STUDENT['Config'])
+        metadata = {
+            'Training Data': TRAINING_DATA,
+            'Batch Size': protocol['batch_size'],
+            'crop size': f'({protocol["size"]},{protocol["size"]})',
+            'Iterations': protocol['iters'],
+            'Architecture': ['PVTv2-B0', 'PolypPVTHead'],
+            'Training Resources': '2 CPU cores',
+        }
+        if seeds is not None:
+            metadata['Setting'] = _setting(spec, seeds)
+            metadata['Seeds'] = [int(s) for s in seeds['seeds']]
+            metadata['Training Time (min)'] = round(
+                statistics.mean(r['minutes']
+                                for r in seeds['seeds'].values()), 1)
+            teacher['Results'] = _results_entries(
+                results, None, results['teacher']['test'])
+            student['Results'] = _results_entries(
+                results, results['methods']['student']['seeds'])
+        else:
+            metadata['Setting'] = spec['setting']
+        metadata['Teacher'] = teacher
+        metadata['Student'] = student
+        model = {
+            'Name': spec['name'],
+            'In Collection': spec['collection'],
+            'Config': spec['config'],
+            'Metadata': metadata,
+        }
+        if seeds is not None:
+            model['Results'] = _results_entries(results, seeds['seeds'])
+        models.append(model)
+    header = (
+        f'# OpenMMLab metafile of {folder}, written by\n'
+        '# tools/analysis_tools/model_cards.py from '
+        'docs/polyp_experiment/results.json\n'
+        '# (do not edit). Models are the runs of the KD experiment\'s '
+        'protocol\n'
+        '# (tools/analysis_tools/polyp_experiment.py: from scratch, '
+        f'{protocol["size"]}x{protocol["size"]},\n'
+        '# 2 CPU cores, settings chosen on PraNet-val), derived from '
+        'Config; Results\n'
+        '# are means over seeds on each test set'
+        + (', teacher and student baseline\n# in Metadata.\n'
+           if results else ';\n# that protocol has not been run yet, so no '
+           'model has Results.\n'))
+    body = yaml.safe_dump(
+        dict(Collections=collections, Models=models),
+        sort_keys=False,
+        allow_unicode=True,
+        width=1000)
+    return header + body
+
+
+def _row(name: str, backbone: str, setting: str, config: str,
+         seeds: Optional[Dict[str, dict]], test: Optional[dict], ts: str,
+         student: Optional[Dict[str, dict]]) -> str:
+    link = f'[config](../../{config})' if config else ''
+    if seeds is None:
+        cells = [f'{test[f"{ts}/{m}"]:.4f}' for m in experiment.MEASURES]
+        n = 1
+    else:
+        cells = []
+        for m in experiment.MEASURES:
+            mean, std = _stats(seeds, f'{ts}/{m}')
+            cells.append(f'{mean:.4f} ± {std:.4f}')
+        n = len(seeds)
+    diff = ''
+    if seeds is not None and student is not None and seeds is not student:
+        key = f'{ts}/mDice'
+        diffs = [
+            rec['test'][key] - student[s]['test'][key]
+            for s, rec in sorted(seeds.items()) if s in student
+        ]
+        diff = (f'{statistics.mean(diffs):+.4f} ('
+                + ', '.join(f'{d:+.4f}' for d in diffs) + ')')
+    return '| ' + ' | '.join([name, backbone, setting, link, str(n)] +
+                             cells + [diff]) + ' |'
+
+
+def render_readme_block(folder: str, results: Optional[dict]) -> str:
+    """The results block of a config folder's README."""
+    if results is None:
+        return PENDING
+    card = CARDS[folder]
+    t = results['teacher']
+    p = results['protocol']
+    lines = [
+        f'Measured {results["date"]} on {results["machine"]}, with '
+        f'`polyp_experiment.py` ({p["size"]}x{p["size"]}, batch '
+        f'{p["batch_size"]}, students {p["iters"]} iterations, seeds '
+        f'{p["seeds"]}; teacher: seed {t["seed"]}, iteration {t["iter"]} of '
+        f'{p["teacher_iters"]}, PraNet-val mDice {t["value"]:.4f} against '
+        f'the plain student\'s {t["student_val"]:.4f}). Test sets were used '
+        'for nothing but these tables. Students are evaluated as '
+        'exported, alone; "mDice − student" is the mean and the per-seed '
+        'difference to the plain student of the same seed.', ''
+    ]
+    student = results['methods']['student']['seeds']
+    for ts in results['test_sets']:
+        header = (['model', 'backbone', 'setting', 'config', 'seeds'] +
+                  [f'{ts} {m}' for m in experiment.MEASURES] +
+                  ['mDice − student'])
+        lines += [
+            '| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header),
+            _row('teacher, Polyp-PVT', TEACHER['Backbone'],
+                 f'seed {t["seed"]}, iteration {t["iter"]}',
+                 TEACHER['Config'], None, t['test'], ts, None),
+            _row('student baseline, Polyp-PVT', STUDENT['Backbone'], '',
+                 STUDENT['Config'], student, None, ts, student)
+        ]
+        for method, spec in card['models'].items():
+            run = results['methods'].get(method)
+            if run is None:
+                continue
+            lines.append(
+                _row(method, STUDENT['Backbone'], _setting(spec, run),
+                     spec['config'], run['seeds'], None, ts, student))
+        lines.append('')
+    return '\n'.join(lines).rstrip('\n')
+
+
+def render_main_block(root: str, results: Optional[dict]) -> str:
+    """The results block of the main README: results.md and the plots."""
+    if results is None:
+        return 'No run of this protocol has been made yet.'
+    with open(osp.join(root, DOCS, 'results.md')) as f:
+        report = f.read().rstrip('\n')
+    lines = [
+        f'Results on the shared data, as `results.md` has them '
+        f'(`{DOCS}/`); measured {results["date"]} on '
+        f'{results["machine"]}:', '', report, ''
+    ]
+    for ts in results['test_sets']:
+        lines.append(f'![{ts} mean Dice per method, every seed, and the '
+                     f'validation curves]({DOCS}/results_{ts}.png)')
+    return '\n'.join(lines)
+
+
+def replace_block(text: str, block: str, path: str) -> str:
+    """``text`` with the content between :data:`BEGIN` and :data:`END`."""
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise ValueError(f'{path}: expected one "{BEGIN}" and one "{END}" '
+                         'line')
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f'{head}{BEGIN}\n{block}\n{END}{tail}'
+
+
+def copy_results(work_dir: str, root: str) -> None:
+    """Copy a finished work dir's results into ``docs/polyp_experiment``."""
+    src = osp.join(work_dir, experiment.RESULTS)
+    if not osp.isfile(src):
+        raise FileNotFoundError(
+            f'{src} not found: is {work_dir} a finished polyp_experiment.py '
+            'work dir (its last stage writes results.json)?')
+    with open(src) as f:
+        test_sets = json.load(f)['test_sets']
+    names = [experiment.RESULTS, 'results.md'
+             ] + [f'results_{ts}.png' for ts in test_sets]
+    for name in names:
+        if not osp.isfile(osp.join(work_dir, name)):
+            raise FileNotFoundError(f'{osp.join(work_dir, name)} not found')
+    dst = osp.join(root, DOCS)
+    os.makedirs(dst, exist_ok=True)
+    for name in names:
+        tmp = osp.join(dst, f'.{name}.tmp')
+        shutil.copyfile(osp.join(work_dir, name), tmp)
+        os.replace(tmp, osp.join(dst, name))
+
+
+def render_all(root: str) -> Dict[str, str]:
+    """``{path relative to root: its new text}`` for every card."""
+    results = load_results(root)
+    out = {}
+    for folder in CARDS:
+        out[f'{folder}/metafile.yaml'] = render_metafile(folder, results)
+        out[f'{folder}/README.md'] = render_readme_block(folder, results)
+    out['README.md'] = render_main_block(root, results)
+    files = {}
+    for rel, content in out.items():
+        path = osp.join(root, rel)
+        if rel.endswith('.yaml'):
+            files[rel] = content
+        else:
+            with open(path, encoding='utf-8') as f:
+                files[rel] = replace_block(f.read(), content, path)
+    return files
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.work_dir and args.check:
+        raise SystemExit('error: --check compares the committed results; '
+                         'give no WORK_DIR with it')
+    if args.work_dir:
+        copy_results(args.work_dir, args.root)
+    stale = []
+    for rel, text in render_all(args.root).items():
+        path = osp.join(args.root, rel)
+        with open(path, encoding='utf-8') as f:
+            same = f.read() == text
+        if same:
+            continue
+        if args.check:
+            stale.append(rel)
+        else:
+            atomic_write_text(path, text)
+            print(f'wrote {rel}')
+    if stale:
+        print('model_cards: out of date with '
+              f'{DOCS}/{experiment.RESULTS}: ' + ', '.join(stale) +
+              ' (run python tools/analysis_tools/model_cards.py)',
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
