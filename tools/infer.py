@@ -8,10 +8,10 @@
 MODEL is a config with its CHECKPOINT (PyTorch) or an ``.onnx`` file from
 ``tools/deployment/pytorch2onnx.py`` (ONNX Runtime, or OpenVINO with
 ``--backend openvino``); the backend follows from the file unless given.
-OpenVINO computes in float32 by default; ``--precision auto`` takes
-bfloat16 where the CPU has it natively (``bf16`` insists on it). INPUT
-is an image, a folder of images or a
-video. Under DIR: ``masks/<name>.png`` (0 / 255 at the image's size) for
+OpenVINO computes in bfloat16 where the CPU has it natively and in
+float32 elsewhere (``--precision auto``, the default); ``f32`` asks for
+float32, ``bf16`` insists on bfloat16. INPUT is an image, a folder of
+images or a video. Under DIR: ``masks/<name>.png`` (0 / 255 at the image's size) for
 every image or frame (``<video>_<frame:06d>.png``), ``probs/`` and
 ``overlays/`` on request, ``<video>_overlay.mp4`` for a video (overlay and
 running FPS on each frame) and ``summary.json``. Unreadable images and
