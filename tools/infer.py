@@ -14,8 +14,9 @@ float32, ``bf16`` insists on bfloat16. INPUT is an image, a folder of
 images or a video. Under DIR: ``masks/<name>.png`` (0 / 255 at the
 image's size) for every image or frame (``<video>_<frame:06d>.png``),
 ``probs/`` and ``overlays/`` on request, ``<video>_overlay.mp4`` for a
-video (overlay and running FPS on each frame) and ``summary.json``. Unreadable images and
-frames are named, skipped and listed at the end; the exit status is then 1.
+video (overlay and running FPS on each frame) and ``summary.json``.
+Unreadable images and frames are named, skipped and listed at the end; the
+exit status is then 1.
 """
 import argparse
 import sys
