@@ -362,7 +362,7 @@ def render_readme_block(folder: str, results: Optional[dict]) -> str:
 def render_main_block(root: str, results: Optional[dict]) -> str:
     """The results block of the main README: results.md and the plots."""
     if results is None:
-        return 'No run of this protocol has been made yet.'
+        return 'No run of this protocol has finished yet.'
     with open(osp.join(root, DOCS, 'results.md')) as f:
         report = f.read().rstrip('\n')
     lines = [
