@@ -61,6 +61,18 @@ STUDENT = dict(
     Backbone='PVTv2-B0')
 _SLUG = 'polyp-pvt-b2_polyp-pvt-b0_pranet-128x128'
 
+
+def _model(prefix: str, suffix: str, collection: str, family: str,
+           setting: Optional[str]) -> dict:
+    """A metafile model: name, collection, config and the description of
+    its setting (None: it exists only when the experiment made it)."""
+    return dict(
+        name=f'{prefix}_{_SLUG}{suffix}',
+        collection=collection,
+        config=experiment.FAMILIES[family],
+        setting=setting)
+
+
 #: The model cards: per folder, its collections and, per method of the
 #: experiment's final stage, the metafile model (name, collection, config
 #: and the setting's description when the experiment has not run).
@@ -76,38 +88,22 @@ CARDS: Dict[str, dict] = {
         ],
         models={
             'KDAS (paper)':
-            dict(
-                name=f'kdas_{_SLUG}_paper',
-                collection='KDAS',
-                config=experiment.FAMILIES['KDAS'],
-                setting='α = 0.3, T = 2, w_AT = 1, w_SGM = 1 (the paper\'s)'),
-            'KDAS (tuned)':
-            dict(
-                name=f'kdas_{_SLUG}_tuned',
-                collection='KDAS',
-                config=experiment.FAMILIES['KDAS'],
-                setting=None),  # only when the grid chose another setting
+            _model('kdas', '_paper', 'KDAS', 'KDAS',
+                   'α = 0.3, T = 2, w_AT = 1, w_SGM = 1 (the paper\'s)'),
+            # only when the grid chose another setting than the paper's
+            'KDAS (tuned)': _model('kdas', '_tuned', 'KDAS', 'KDAS', None),
             'KDAS-ref':
-            dict(
-                name=f'kdas-ref_{_SLUG}',
-                collection='KDAS',
-                config=experiment.FAMILIES['KDAS-ref'],
-                setting='the authors\' effective objective, '
-                'L_seg + 0.3·MSE(P1 + P1ᵀ)'),
+            _model('kdas-ref', '', 'KDAS', 'KDAS-ref',
+                   'the authors\' effective objective, '
+                   'L_seg + 0.3·MSE(P1 + P1ᵀ)'),
             'L_AT alone':
-            dict(
-                name=f'kdas_{_SLUG}_at-only',
-                collection='KDAS',
-                config=experiment.FAMILIES['KDAS'],
-                setting='α = 0.3, T = 2, w_SGM = 0 (the paper\'s ablation: '
-                'L_AT alone)'),
+            _model('kdas', '_at-only', 'KDAS', 'KDAS',
+                   'α = 0.3, T = 2, w_SGM = 0 (the paper\'s ablation: '
+                   'L_AT alone)'),
             'L_SGM alone':
-            dict(
-                name=f'kdas_{_SLUG}_sgm-only',
-                collection='KDAS',
-                config=experiment.FAMILIES['KDAS'],
-                setting='α = 0.3, w_AT = 0 (the paper\'s ablation: L_SGM '
-                'alone)'),
+            _model('kdas', '_sgm-only', 'KDAS', 'KDAS',
+                   'α = 0.3, w_AT = 0 (the paper\'s ablation: L_SGM '
+                   'alone)'),
         }),
     'configs/kd_baselines':
     dict(
@@ -129,11 +125,9 @@ CARDS: Dict[str, dict] = {
                 URL='https://arxiv.org/abs/1612.03928'),
         ],
         models={
-            f'{family} (tuned)': dict(
-                name=f'{prefix}_{_SLUG}_tuned',
-                collection=family,
-                config=experiment.FAMILIES[family],
-                setting=f'{what} chosen on PraNet-val from '
+            f'{family} (tuned)': _model(
+                prefix, '_tuned', family, family,
+                f'{what} chosen on PraNet-val from '
                 f'{"; ".join(experiment.setting_label(s) for s in grid)}')
             for family, prefix, what in (('PixelKD', 'pkd', 'T and weight'),
                                          ('CWD', 'cwd', 'T and weight'),

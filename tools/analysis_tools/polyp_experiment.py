@@ -1074,14 +1074,7 @@ class Experiment:
                     str(s): dict(iter=i, value=v)
                     for s, (i, v) in teacher['runs'].items()
                 },
-                grid={
-                    f: [
-                        dict(setting=setting_label(s), score=scores[f][s],
-                             selected=s == selected[f]) for s in g
-                    ] for f, g in GRIDS.items()
-                },
-                selected={f: setting_label(s)
-                          for f, s in selected.items()}))
+                **grid_summary(scores, selected)))
 
         results: Dict[str, Dict[int, dict]] = {m: {} for m in methods}
         for seed in args.seeds:  # seed by seed: whole pairs first
@@ -1309,6 +1302,20 @@ def write_report(args: argparse.Namespace, work: str,
     return report
 
 
+def grid_summary(scores: Scores, selected: Dict[str, Setting]) -> dict:
+    """``grid`` (``{family: [{setting, score, selected}]}``) and
+    ``selected`` (``{family: setting}``), as labels."""
+    return dict(
+        grid={
+            family: [
+                dict(setting=setting_label(s), score=scores[family][s],
+                     selected=s == selected[family]) for s in grid
+            ] for family, grid in GRIDS.items()
+        },
+        selected={f: setting_label(s)
+                  for f, s in selected.items()})
+
+
 def machine_description() -> str:
     """``'2 cores of an "AMD EPYC" CPU, torch 2.14.1'``: where it ran."""
     import platform
@@ -1362,14 +1369,7 @@ def results_summary(args: argparse.Namespace, test_sets: Sequence[str],
             minutes={str(s): m
                      for s, m in teacher['minutes'].items()},
             test=teacher_record['test']),
-        grid={
-            family: [
-                dict(setting=setting_label(s), score=scores[family][s],
-                     selected=s == selected[family]) for s in grid
-            ] for family, grid in GRIDS.items()
-        },
-        selected={f: setting_label(s)
-                  for f, s in selected.items()},
+        **grid_summary(scores, selected),
         methods={
             method: dict(
                 family=runs[method].family,
