@@ -337,10 +337,14 @@ def model_args(exported, backend):
 
 
 def predictor_of(exported, backend):
+    """A float32 predictor of the backend (OpenVINO's default is bfloat16
+    where the CPU has it)."""
     if backend == 'pytorch':
         return build_predictor(
             exported['config'], exported['checkpoint'], threads=1)
-    return build_predictor(exported['onnx'], backend=backend, threads=1)
+    precision = 'f32' if backend == 'openvino' else None
+    return build_predictor(exported['onnx'], backend=backend, threads=1,
+                           precision=precision)
 
 
 @pytest.fixture(scope='module')
@@ -422,9 +426,13 @@ def test_openvino_agrees_with_onnxruntime(exported):
             assert np.abs(prob_a - prob_e).max() <= 1e-4
 
 
-def test_openvino_precision(monkeypatch):
+def test_openvino_precision(exported, monkeypatch):
     from mmseg_kdas.deployment import backends
     native = backends.openvino_native_bf16()
+    # the default: bfloat16 where native, as compiled
+    ov = build_predictor(exported['onnx'], backend='openvino', threads=1)
+    assert ov.precision == ov.compiled_precision() == ('bf16' if native else
+                                                       'f32')
     assert backends.openvino_precision('auto') == ('bf16' if native else
                                                    'f32')
     assert backends.openvino_precision('f32') == 'f32'
