@@ -28,7 +28,6 @@ on the repository, so the cards cannot drift from the committed results).
 """
 import argparse
 import json
-import os
 import os.path as osp
 import shutil
 import statistics
@@ -41,7 +40,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
 import polyp_experiment as experiment  # noqa: E402
 
-from mmseg_kdas.utils.atomic import atomic_write_text  # noqa: E402
+from mmseg_kdas.utils.atomic import atomic_write, atomic_write_text  # noqa
+from mmseg_kdas.utils.benchmark import markdown_table  # noqa: E402
 
 DOCS = 'docs/polyp_experiment'
 BEGIN = ('<!-- model_cards: begin (written by '
@@ -171,27 +171,34 @@ def load_results(root: str) -> Optional[dict]:
     return results
 
 
-def _stats(seeds: Dict[str, dict], key: str) -> tuple:
-    values = [rec['test'][key] for rec in seeds.values()]
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return statistics.mean(values), std
+def summaries(results: dict) -> Dict[str, Dict[str, dict]]:
+    """``{test set: {measure: polyp_experiment.summarize(...)}}``: mean,
+    std and per-seed differences to the plain student of every method."""
+    seeds = {m: run['seeds'] for m, run in results['methods'].items()}
+    return {
+        ts: {
+            m: experiment.summarize(seeds, results['teacher'], f'{ts}/{m}')
+            for m in experiment.MEASURES
+        }
+        for ts in results['test_sets']
+    }
 
 
-def _results_entries(results: dict, seeds: Optional[Dict[str, dict]],
-                     test: Optional[dict] = None) -> List[dict]:
-    """OpenMMLab ``Results``: per test set, the mean over seeds."""
+def _results_entries(results: dict, stats: Dict[str, Dict[str, dict]],
+                     method: Optional[str]) -> List[dict]:
+    """OpenMMLab ``Results`` of a method (None: the teacher): per test
+    set, the mean over seeds (and the mean Dice's std)."""
     entries = []
     for ts in results['test_sets']:
         metrics = {}
         for m in experiment.MEASURES:
-            key = f'{ts}/{m}'
-            if seeds is None:
-                metrics[m] = round(test[key], 4)
-            else:
-                mean, std = _stats(seeds, key)
-                metrics[m] = round(mean, 4)
-                if m == 'mDice':
-                    metrics['mDice std'] = round(std, 4)
+            if method is None:
+                metrics[m] = round(results['teacher']['test'][f'{ts}/{m}'],
+                                   4)
+                continue
+            metrics[m] = round(stats[ts][m]['mean'][method], 4)
+            if m == 'mDice':
+                metrics['mDice std'] = round(stats[ts][m]['std'][method], 4)
         entries.append(
             dict(Task='Polyp Segmentation', Dataset=ts, Metrics=metrics))
     return entries
@@ -214,6 +221,7 @@ def render_metafile(folder: str, results: Optional[dict]) -> str:
     """The ``metafile.yaml`` of a folder of :data:`CARDS`."""
     card = CARDS[folder]
     protocol = results['protocol'] if results else _defaults()
+    stats = summaries(results) if results else None
     collections = [
         dict(
             Name=c['Name'],
@@ -246,10 +254,8 @@ def render_metafile(folder: str, results: Optional[dict]) -> str:
             metadata['Training Time (min)'] = round(
                 statistics.mean(r['minutes']
                                 for r in seeds['seeds'].values()), 1)
-            teacher['Results'] = _results_entries(
-                results, None, results['teacher']['test'])
-            student['Results'] = _results_entries(
-                results, results['methods']['student']['seeds'])
+            teacher['Results'] = _results_entries(results, stats, None)
+            student['Results'] = _results_entries(results, stats, 'student')
         else:
             metadata['Setting'] = spec['setting']
         metadata['Teacher'] = teacher
@@ -261,7 +267,7 @@ def render_metafile(folder: str, results: Optional[dict]) -> str:
             'Metadata': metadata,
         }
         if seeds is not None:
-            model['Results'] = _results_entries(results, seeds['seeds'])
+            model['Results'] = _results_entries(results, stats, method)
         models.append(model)
     header = (
         f'# OpenMMLab metafile of {folder}, written by\n'
@@ -285,30 +291,30 @@ def render_metafile(folder: str, results: Optional[dict]) -> str:
     return header + body
 
 
-def _row(name: str, backbone: str, setting: str, config: str,
-         seeds: Optional[Dict[str, dict]], test: Optional[dict], ts: str,
-         student: Optional[Dict[str, dict]]) -> str:
-    link = f'[config](../../{config})' if config else ''
-    if seeds is None:
-        cells = [f'{test[f"{ts}/{m}"]:.4f}' for m in experiment.MEASURES]
+def _row(name: str, backbone: str, setting: str, config: str, ts: str,
+         results: dict, stats: Dict[str, Dict[str, dict]],
+         method: Optional[str]) -> List[str]:
+    """A README table row of a method (None: the teacher) on ``ts``."""
+    if method is None:
+        cells = [
+            f'{results["teacher"]["test"][f"{ts}/{m}"]:.4f}'
+            for m in experiment.MEASURES
+        ]
         n = 1
     else:
-        cells = []
-        for m in experiment.MEASURES:
-            mean, std = _stats(seeds, f'{ts}/{m}')
-            cells.append(f'{mean:.4f} ± {std:.4f}')
-        n = len(seeds)
-    diff = ''
-    if seeds is not None and student is not None and seeds is not student:
-        key = f'{ts}/mDice'
-        diffs = [
-            rec['test'][key] - student[s]['test'][key]
-            for s, rec in sorted(seeds.items()) if s in student
+        cells = [
+            f'{stats[ts][m]["mean"][method]:.4f} ± '
+            f'{stats[ts][m]["std"][method]:.4f}' for m in experiment.MEASURES
         ]
-        diff = (f'{statistics.mean(diffs):+.4f} ('
-                + ', '.join(f'{d:+.4f}' for d in diffs) + ')')
-    return '| ' + ' | '.join([name, backbone, setting, link, str(n)] +
-                             cells + [diff]) + ' |'
+        n = len(results['methods'][method]['seeds'])
+    diffs = stats[ts]['mDice']['paired'].get(method)
+    diff = ''
+    if diffs:
+        values = [d for _, d in sorted(diffs.items(), key=lambda i: int(i[0]))]
+        diff = (f'{statistics.mean(values):+.4f} (' +
+                ', '.join(f'{d:+.4f}' for d in values) + ')')
+    return ([name, backbone, setting, f'[config](../../{config})',
+             str(n)] + cells + [diff])
 
 
 def render_readme_block(folder: str, results: Optional[dict]) -> str:
@@ -329,27 +335,25 @@ def render_readme_block(folder: str, results: Optional[dict]) -> str:
         'exported, alone; "mDice − student" is the mean and the per-seed '
         'difference to the plain student of the same seed.', ''
     ]
-    student = results['methods']['student']['seeds']
+    stats = summaries(results)
     for ts in results['test_sets']:
         header = (['model', 'backbone', 'setting', 'config', 'seeds'] +
                   [f'{ts} {m}' for m in experiment.MEASURES] +
                   ['mDice − student'])
-        lines += [
-            '| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header),
+        rows = [
             _row('teacher, Polyp-PVT', TEACHER['Backbone'],
                  f'seed {t["seed"]}, iteration {t["iter"]}',
-                 TEACHER['Config'], None, t['test'], ts, None),
+                 TEACHER['Config'], ts, results, stats, None),
             _row('student baseline, Polyp-PVT', STUDENT['Backbone'], '',
-                 STUDENT['Config'], student, None, ts, student)
+                 STUDENT['Config'], ts, results, stats, 'student')
         ]
         for method, spec in card['models'].items():
             run = results['methods'].get(method)
-            if run is None:
-                continue
-            lines.append(
-                _row(method, STUDENT['Backbone'], _setting(spec, run),
-                     spec['config'], run['seeds'], None, ts, student))
-        lines.append('')
+            if run is not None:
+                rows.append(
+                    _row(method, STUDENT['Backbone'], _setting(spec, run),
+                         spec['config'], ts, results, stats, method))
+        lines += [markdown_table(header, rows), '']
     return '\n'.join(lines).rstrip('\n')
 
 
@@ -394,12 +398,10 @@ def copy_results(work_dir: str, root: str) -> None:
     for name in names:
         if not osp.isfile(osp.join(work_dir, name)):
             raise FileNotFoundError(f'{osp.join(work_dir, name)} not found')
-    dst = osp.join(root, DOCS)
-    os.makedirs(dst, exist_ok=True)
     for name in names:
-        tmp = osp.join(dst, f'.{name}.tmp')
-        shutil.copyfile(osp.join(work_dir, name), tmp)
-        os.replace(tmp, osp.join(dst, name))
+        with open(osp.join(work_dir, name), 'rb') as src_file, \
+                atomic_write(osp.join(root, DOCS, name)) as dst_file:
+            shutil.copyfileobj(src_file, dst_file)
 
 
 def render_all(root: str) -> Dict[str, str]:
