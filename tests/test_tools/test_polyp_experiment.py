@@ -10,8 +10,10 @@ import json
 import math
 import os
 import os.path as osp
+import sys
 
 import pytest
+import torch
 from conftest import load_tool
 from mmengine.config import Config
 
@@ -303,13 +305,20 @@ def student_score(model: dict) -> float:
 class FakeRunner:
     """Does what the commands would, on the files the tool reads."""
 
-    def __init__(self, teacher_curves=None, fail_at=None):
+    def __init__(self, teacher_curves=None, fail_at=None, machine=0.0):
         self.calls = []
         self.teacher_curves = teacher_curves or {
             0: [0.70, 0.78],
             1: [0.71, 0.79]
         }
         self.fail_at = fail_at  # the n-th training call fails
+        self.machine = machine  # another machine: other last bits
+
+    def weights(self, path, value):
+        """A checkpoint whose weights depend on the run, not its folder."""
+        torch.save({'state_dict': {'w': torch.tensor([value]) +
+                                   self.machine},
+                    'meta': {'path': path}}, path)
 
     def __call__(self, cmd, log_file):
         self.calls.append(cmd)
@@ -349,11 +358,20 @@ class FakeRunner:
             for step, value in zip(steps, values):
                 f.write(json.dumps({'step': step, tool.VAL_KEY: value}) +
                         '\n')
-        open(osp.join(work_dir, f'iter_{iters}.pth'), 'w').close()
+        identity = values[-1] + cfg.randomness.seed
+        if model.type == 'KDASDistiller':
+            identity += sum(
+                v for k, v in model.items() if isinstance(v, float))
+            identity += sum(
+                v for term in ('loss_at', 'loss_sgm')
+                for v in (model.get(term) or {}).values()
+                if isinstance(v, float))
+        self.weights(osp.join(work_dir, f'iter_{iters}.pth'), identity)
         if cfg.default_hooks.checkpoint.get('save_best'):
             best = steps[values.index(max(values))]
-            open(osp.join(work_dir, f'best_PraNet-val_mDice_iter_{best}.pth'),
-                 'w').close()
+            self.weights(
+                osp.join(work_dir, f'best_PraNet-val_mDice_iter_{best}.pth'),
+                identity)
         if model.type == 'KDASDistiller':
             open(osp.join(work_dir, f'iter_{iters}_student.pth'), 'w').close()
             open(osp.join(work_dir, 'student_config.py'), 'w').close()
@@ -500,3 +518,113 @@ def test_dry_run_prints_the_plan_only(tmp_path, capsys):
     assert 'validation split: 150 images' in out
     assert '4 grid: 15 step(s)' in out and 'total:' in out
     assert runner.calls == []
+
+
+# The ledger: a run carried over to another machine
+
+
+def _ledger_argv(tmp_path, work, *extra):
+    argv = _argv(tmp_path, '--ledger', str(tmp_path / 'ledger'), *extra)
+    argv[argv.index('--work-dir') + 1] = str(tmp_path / work)
+    return argv
+
+
+def _trained(calls, tmp_path):
+    """The work dirs of the training commands, relative to ``tmp_path``."""
+    return [osp.relpath(c[4], tmp_path) for c in calls
+            if c[1] == 'tools/train.py']
+
+
+def test_a_ledger_carries_the_run_to_a_fresh_work_dir(tmp_path, capsys):
+    first = FakeRunner(fail_at=12)  # killed in the grid, on "machine 1"
+    with pytest.raises(RuntimeError, match='killed'):
+        tool.main(_ledger_argv(tmp_path, 'machine1'), first)
+    ledger = tmp_path / 'ledger'
+    done = sorted(
+        osp.relpath(osp.dirname(p), ledger)
+        for p in map(str, ledger.rglob('record.json')))
+    assert len(done) == 2 + 1 + 8  # teachers, gate, 8 grid runs
+    assert (ledger / 'protocol.json').is_file()
+
+    second = FakeRunner()  # a fresh work dir: only the ledger is there
+    assert tool.main(_ledger_argv(tmp_path, 'machine2'), second) == 0
+    trained = _trained(second.calls, tmp_path)
+    # the chosen teacher (seed 1) once more, for its checkpoint; seed 0,
+    # the gate and the 8 grid runs are not trained again, except the ones
+    # tested at the end: the plain student's and the chosen settings'
+    # seed-0 runs that machine 1 had trained
+    assert trained.count('machine2/teacher/seed1') == 1
+    assert 'machine2/teacher/seed0' not in trained
+    assert trained.count('machine2/runs/student/default/seed0') == 1
+    assert len(trained) == len(set(trained))
+    teacher = json.loads((ledger / 'teacher/seed1/record.json').read_text())
+    assert len(teacher['reproductions']) == 1
+    assert teacher['weights'] == tool.weights_digest(
+        str(tmp_path / 'machine2/teacher/seed1/iter_4.pth'))
+    # the same figures as a run on one machine
+    alone = FakeRunner()
+    assert tool.main(_argv(tmp_path), alone) == 0
+    report = (tmp_path / 'machine2' / 'results.md').read_text()
+    assert report == (tmp_path / 'work' / 'results.md').read_text()
+
+    third = FakeRunner()  # everything, tests included, is in the ledger
+    capsys.readouterr()
+    assert tool.main(_ledger_argv(tmp_path, 'machine3'), third) == 0
+    assert third.calls == []
+    # the plan counts what is left: the caches, which are files
+    assert 'recorded: 67 of 69 steps; left: 2 step(s), 8 min' in \
+        capsys.readouterr().out
+    assert (tmp_path / 'machine3' / 'results.md').read_text() == report
+
+
+def test_a_run_that_does_not_reproduce_stops_and_keeps_the_ledger(
+        tmp_path, capsys):
+    with pytest.raises(RuntimeError, match='killed'):
+        tool.main(_ledger_argv(tmp_path, 'machine1'),
+                  FakeRunner(fail_at=5))  # after 1 grid run
+    ledger = tmp_path / 'ledger' / 'teacher' / 'seed1' / 'record.json'
+    before = ledger.read_bytes()
+    other = FakeRunner(machine=1e-6)  # other last bits
+    assert tool.main(_ledger_argv(tmp_path, 'machine2'), other) == 2
+    err = capsys.readouterr().err
+    assert 'machine2/teacher/seed1 was trained again' in err
+    assert 'other weights' in err and 'validation mean Dice 0.7900' in err
+    assert _trained(other.calls, tmp_path) == ['machine2/teacher/seed1']
+    assert ledger.read_bytes() == before
+    # a rerun stops again, without training, and still keeps the ledger
+    again = FakeRunner(machine=1e-6)
+    assert tool.main(_ledger_argv(tmp_path, 'machine2'), again) == 2
+    assert _trained(again.calls, tmp_path) == []
+    assert ledger.read_bytes() == before
+
+
+def test_a_ledger_of_another_protocol_is_refused(tmp_path, capsys):
+    runner = FakeRunner(teacher_curves={0: [0.70, 0.73], 1: [0.71, 0.74]})
+    tool.main(_ledger_argv(tmp_path, 'machine1'), runner)  # gate stops
+    argv = _ledger_argv(tmp_path, 'machine2', '--threads', '4')
+    assert tool.main(argv, FakeRunner()) == 2
+    err = capsys.readouterr().err
+    assert 'ledger/protocol.json was written by another protocol' in err
+    assert 'cpu_env' in err
+
+
+def test_weights_digest_reads_only_the_weights(tmp_path):
+    def save(name, value, meta):
+        path = str(tmp_path / name)
+        torch.save({'state_dict': {'a': torch.tensor([1.0, value]),
+                                   'b': torch.zeros(0)}, 'meta': meta},
+                   path)
+        return tool.weights_digest(path)
+
+    first = save('x.pth', 2.0, {'time': 1})
+    assert save('y.pth', 2.0, {'time': 2}) == first
+    assert save('z.pth', 2.0 + 2**-20, {}) != save('x.pth', 2.0, {})
+
+
+def test_commands_run_on_pinned_cpu_code_paths(tmp_path):
+    log = str(tmp_path / 'log.txt')
+    tool.run([
+        sys.executable, '-c', 'import os; print(*(os.environ[k] for k in '
+        '("MKL_CBWR", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS")))'
+    ], log, threads=3)
+    assert open(log).read().split() == ['AVX2,STRICT', 'avx2', '3']

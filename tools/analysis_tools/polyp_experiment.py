@@ -8,6 +8,7 @@
         [--teacher-val-interval 600] [--val-interval 400]
         [--teacher-tolerance 0.02] [--gate-margin 0.05]
         [--no-teacher-cache] [--budget-minutes 480]
+        [--threads 2] [--ledger DIR]
 
 Everything trains from scratch (no pretrained weights are reachable
 offline) on ``DATA_ROOT`` in the PraNet layout, on the training images
@@ -62,10 +63,19 @@ data; ``tools/analysis_tools/model_cards.py`` writes the configs' READMEs
 and metafiles from it) and ``results_<test set>.png``. An
 interrupted run resumes from its last checkpoint (the reported training
 time adds up every attempt). Subprocesses run this checkout's code
-(``PYTHONPATH``), whatever is installed.
+(``PYTHONPATH``), whatever is installed, on pinned CPU code paths and
+``--threads`` threads (:func:`reproducible_env`), so that a run trained
+again ends with the same weights.
+
+``--ledger DIR`` keeps every record in ``DIR`` too (a folder committed with
+the results): a step recorded there is skipped on any machine, so a run
+spans machines whose work dirs do not survive. A step whose files a later
+step needs is trained again and must reproduce the ledger's weights
+(:class:`Experiment`).
 """
 import argparse
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -629,16 +639,18 @@ def count_images(data_root: str, test_sets: Sequence[str]) -> int:
 
 
 def plan_steps(args: argparse.Namespace, num_val: int,
-               num_test: int) -> List[Step]:
+               num_test: int,
+               selected: Optional[Dict[str, Setting]] = None) -> List[Step]:
     """The protocol's steps with their estimated minutes (:data:`COST`).
 
-    The final stage is counted in its largest form (a tuned KDAS setting
-    other than the paper's).
+    Unless the grid's choice is given, the final stage is counted in its
+    largest form (a tuned KDAS setting other than the paper's).
 
     Args:
         args: The tool's arguments.
         num_val: Images of the validation split.
         num_test: Images of all test sets together.
+        selected: The grid's choice (:func:`recorded_selection`), if known.
 
     Returns:
         list[Step]: In the order they run.
@@ -676,7 +688,7 @@ def plan_steps(args: argparse.Namespace, num_val: int,
                               minutes))
     for run in runs:
         steps.append(Step('4 grid', run.key, distilled))
-    worst = {family: grid[-1] for family, grid in GRIDS.items()}
+    worst = selected or {family: grid[-1] for family, grid in GRIDS.items()}
     done = {r.key for r in runs} | {Run('student').key}
     finals = []
     for seed in args.seeds:
@@ -709,8 +721,71 @@ def grid_runs() -> List[Run]:
     ]
 
 
-def format_plan(steps: Sequence[Step], budget: float) -> str:
-    """The plan as text: minutes per stage, the total and the budget."""
+def steps_done(steps: Sequence[Step], work: str,
+               ledger: Optional[str] = None) -> List[bool]:
+    """Which steps of the plan are recorded in ``work`` or ``ledger``.
+
+    A cache counts as done only in ``work`` (a ledger keeps records, not
+    files); the teacher's test is done when a teacher record has ``test``.
+    """
+    roots = [work] + ([ledger] if ledger else [])
+
+    def record(rel: str) -> Optional[dict]:
+        for root in roots:
+            found = _read_json(osp.join(root, rel, RECORD))
+            if found is not None:
+                return found
+        return None
+
+    done = []
+    for step in steps:
+        if step.stage == '1 teachers':
+            found = record(f'teacher/seed{step.name.split()[-1]}')
+        elif step.stage == '2 gate':
+            found = record(f'runs/{Run("student").key}')
+        elif step.stage == '3 caches':
+            name = step.name.split()[-1]
+            found = {} if osp.isdir(osp.join(work, 'teacher_cache',
+                                             name)) else None
+        elif step.name == 'teacher':
+            found = None
+            for root in roots:
+                folder = osp.join(root, 'teacher')
+                for seed in (os.listdir(folder)
+                             if osp.isdir(folder) else []):
+                    tested = _read_json(osp.join(folder, seed, RECORD))
+                    if tested and 'test' in tested:
+                        found = tested
+        else:
+            found = record(f'runs/{step.name}')
+            if found is not None and step.stage == '6 tests' and \
+                    'test' not in found:
+                found = None
+        done.append(found is not None)
+    return done
+
+
+def recorded_selection(
+        work: str,
+        ledger: Optional[str] = None) -> Optional[Dict[str, Setting]]:
+    """The grid's choice from the records of ``work`` or ``ledger``, or
+    None while a grid run is not recorded."""
+    scores: Scores = {}
+    for run in grid_runs():
+        found = None
+        for root in [work] + ([ledger] if ledger else []):
+            found = found or _read_json(
+                osp.join(root, 'runs', run.key, RECORD))
+        if found is None:
+            return None
+        scores.setdefault(run.family, {})[run.setting] = found['val_last']
+    return {f: select_setting(g, scores[f]) for f, g in GRIDS.items()}
+
+
+def format_plan(steps: Sequence[Step], budget: float,
+                done: Optional[Sequence[bool]] = None) -> str:
+    """The plan as text: minutes per stage, the total and the budget; with
+    ``done`` (:func:`steps_done`), the steps and minutes left."""
     stages: Dict[str, List[Step]] = {}
     for step in steps:
         stages.setdefault(step.stage, []).append(step)
@@ -725,20 +800,46 @@ def format_plan(steps: Sequence[Step], budget: float) -> str:
     if total > budget:
         lines.append(f'  WARNING: over the budget by {total - budget:.0f} '
                      'min; reduce --iters / --teacher-iters')
+    if done is not None and any(done):
+        left = [s for s, d in zip(steps, done) if not d]
+        minutes = sum(s.minutes for s in left)
+        lines.append(f'  recorded: {len(steps) - len(left)} of {len(steps)}'
+                     f' steps; left: {len(left)} step(s), {minutes:.0f} min '
+                     '(plus a teacher run again if its checkpoint is not '
+                     'in the work dir)')
     return '\n'.join(lines)
 
 
 # Running the steps
 
 
-def run(cmd: List[str], log_file: str) -> None:
-    """Run ``cmd`` in this checkout with its code first on the path.
+#: The environment of every command: the same CPU code paths and thread
+#: count on every x86-64 machine with AVX2 (oneDNN, ATen's kernels and
+#: MKL's conditional numerical reproducibility), so that a run trained
+#: again on another machine ends with the same weights. Measured on one
+#: machine: two teacher runs of 16 iterations end with identical weights
+#: with and without it, at the same speed (32.6 s and 32.5 s).
+def reproducible_env(threads: int) -> Dict[str, str]:
+    """The variables :func:`run` sets (see above)."""
+    return {
+        'MKL_CBWR': 'AVX2,STRICT',
+        'ATEN_CPU_CAPABILITY': 'avx2',
+        'ONEDNN_MAX_CPU_ISA': 'AVX2',
+        'DNNL_MAX_CPU_ISA': 'AVX2',
+        'OMP_NUM_THREADS': str(threads),
+        'MKL_NUM_THREADS': str(threads),
+    }
+
+
+def run(cmd: List[str], log_file: str, threads: int = 2) -> None:
+    """Run ``cmd`` in this checkout with its code first on the path, in
+    :func:`reproducible_env`.
 
     Raises:
         RuntimeError: If it fails, naming the command and the log.
     """
     print('$ ' + ' '.join(cmd), flush=True)
-    env = dict(os.environ)
+    env = dict(os.environ, **reproducible_env(threads))
     env['PYTHONPATH'] = os.pathsep.join(
         [ROOT] + [p for p in [env.get('PYTHONPATH')] if p])
     with open(log_file, 'a') as log:
@@ -843,11 +944,20 @@ def protocol_settings(args: argparse.Namespace) -> dict:
         val_interval=args.val_interval,
         split_sha1=split,
         grids={f: [setting_label(s) for s in g]
-               for f, g in GRIDS.items()})
+               for f, g in GRIDS.items()},
+        cpu_env=reproducible_env(args.threads))
 
 
 class Experiment:
     """The protocol's steps on one work dir; every step is skipped if done.
+
+    With a ledger (``--ledger``), every record is also written there, and
+    a record found there counts as done: a run on another machine (a
+    fresh work dir) skips it. A run whose files a later step needs (the
+    teacher's checkpoint for a cache, a KD run or its test; a student's for
+    its test) is trained again here, and must end with the ledger's weights
+    (:func:`weights_digest`), else the tool stops: its dependants would mix
+    two teachers. Each such reproduction is added to the record.
 
     Args:
         args: The tool's arguments.
@@ -859,8 +969,13 @@ class Experiment:
                  runner: Callable[[List[str], str], None] = run) -> None:
         self.args = args
         self.work = osp.abspath(args.work_dir)
+        self.ledger = osp.abspath(args.ledger) if getattr(
+            args, 'ledger', None) else None
         self.test_sets = list(test_sets)
         self.runner = runner
+        self._teacher: Optional[dict] = None
+        self._teacher_ckpt: Optional[str] = None
+        self._caches: Optional[Dict[str, str]] = None
 
     def run_dir(self, run: Run, teacher: bool = False) -> str:
         if teacher:
@@ -875,17 +990,64 @@ class Experiment:
                                self.args.val_interval, run.seed,
                                teacher_ckpt, run.setting, teacher_cache)
 
+    # records: the work dir's, else the ledger's
+
+    def _ledger_file(self, run_dir: str) -> Optional[str]:
+        if self.ledger is None:
+            return None
+        return osp.join(self.ledger, osp.relpath(run_dir, self.work), RECORD)
+
+    def record(self, run_dir: str) -> Optional[dict]:
+        """The record of a run: this work dir's, else the ledger's.
+
+        A record of this work dir that the ledger lacks (or holds in an
+        older form) is copied there, with the digest of its weights where
+        it has none and its checkpoint is here.
+        """
+        local = _read_json(osp.join(run_dir, RECORD))
+        ledger_file = self._ledger_file(run_dir)
+        kept = None if ledger_file is None else _read_json(ledger_file)
+        if local is None:
+            return kept
+        if 'weights' not in local and not local.get('diverged'):
+            ckpt = osp.join(run_dir, f'iter_{local["iters"]}.pth')
+            if osp.isfile(ckpt):
+                local = dict(local, weights=weights_digest(ckpt))
+                _write_json(osp.join(run_dir, RECORD), local)
+        if kept is not None and kept.get('weights') != local.get('weights'):
+            raise ProtocolError(
+                f'{osp.join(run_dir, RECORD)} and {ledger_file} are records '
+                'of different runs (weights '
+                f'{local.get("weights")} and {kept.get("weights")}): use '
+                'another --work-dir or another --ledger')
+        if ledger_file is not None and kept != local:
+            _write_json(ledger_file, local)
+        return local
+
+    def trained_here(self, run_dir: str) -> bool:
+        """Whether the run's files here are the record's: this work dir
+        has the record (a checkpoint without it is of a run that failed
+        to reproduce the ledger's)."""
+        return osp.isfile(osp.join(run_dir, RECORD))
+
+    def save_record(self, run_dir: str, record: dict) -> None:
+        """Write a record to the work dir and the ledger."""
+        _write_json(osp.join(run_dir, RECORD), record)
+        ledger_file = self._ledger_file(run_dir)
+        if ledger_file is not None:
+            _write_json(ledger_file, record)
+
     def train(self, name: str, cfg: Config, run_dir: str,
               allow_divergence: bool = False) -> dict:
-        """Train one config (unless done); returns its record.
+        """Train one config (unless its record is here); returns its record.
 
         The record (``record.json``) holds the validation curve, its last
-        value and the training minutes of every attempt. A run stopped by
-        a non-finite loss is recorded as ``diverged`` (validation NaN) when
+        value, the training minutes of every attempt, the digest of the
+        last checkpoint's weights and the machine. A run stopped by a
+        non-finite loss is recorded as ``diverged`` (validation NaN) when
         ``allow_divergence``; any other failure stops the tool.
         """
-        record_file = osp.join(run_dir, RECORD)
-        record = _read_json(record_file)
+        record = _read_json(osp.join(run_dir, RECORD))
         if record is not None:
             return record
         os.makedirs(run_dir, exist_ok=True)
@@ -917,21 +1079,68 @@ class Experiment:
                 _add_minutes(run_dir, start, time.time())
                 os.remove(started_file)
         with open(osp.join(run_dir, MINUTES)) as f:  # every attempt
-            minutes = sum(float(line) for line in f if line.strip())
+            attempts = [float(line) for line in f if line.strip()]
         curve = read_curve(run_dir, VAL_KEY)
         record = dict(
-            config=cfg_file,
+            config=osp.relpath(cfg_file, self.work),
             iters=iters,
             val={str(i): v for i, v in sorted(curve.items())},
             val_last=float('nan') if diverged else curve.get(
                 iters, float('nan')),
             diverged=diverged,
-            minutes=minutes,
-            distilled=cfg.model.type == 'KDASDistiller')
-        if not diverged and iters not in curve:
-            raise RuntimeError(f'{run_dir}: no {VAL_KEY} at iteration '
-                               f'{iters} in its logs')
-        _write_json(record_file, record)
+            minutes=sum(attempts),
+            attempts=len(attempts),
+            distilled=cfg.model.type == 'KDASDistiller',
+            machine=machine_description())
+        if not diverged:
+            if iters not in curve:
+                raise RuntimeError(f'{run_dir}: no {VAL_KEY} at iteration '
+                                   f'{iters} in its logs')
+            record['weights'] = weights_digest(outputs[0])
+        self.save_record(run_dir, record)
+        return record
+
+    def reproduce(self, name: str, cfg: Config, run_dir: str,
+                  expected: dict) -> dict:
+        """Train a run of the ledger again here, for its files.
+
+        Returns:
+            dict: The ledger's record with this reproduction added to its
+            ``reproductions`` (minutes, machine).
+
+        Raises:
+            ProtocolError: If it ends with other weights than the ledger's
+                (the message names the run, both digests, both validation
+                values and both machines); the ledger is left as it was.
+        """
+        os.makedirs(run_dir, exist_ok=True)
+        local = osp.join(run_dir, RECORD)
+        if osp.isfile(local):  # its checkpoint is gone: train it again
+            os.replace(local, local + '.old')
+        saved, self.ledger = self.ledger, None  # keep the ledger's as is
+        try:
+            new = self.train(name, cfg, run_dir)
+        finally:
+            self.ledger = saved
+        if new.get('weights') != expected.get('weights'):
+            os.replace(local, local + '.unreproduced')
+            raise ProtocolError(
+                f'{run_dir} was trained again on this machine for its '
+                'files and ended with other weights than the ledger\'s '
+                f'record ({new.get("weights")} instead of '
+                f'{expected.get("weights")}; validation mean Dice '
+                f'{new["val_last"]:.4f} here, {expected["val_last"]:.4f} '
+                f'there; here: {new["machine"]}, there: '
+                f'{expected.get("machine", "not recorded")}). Training is '
+                'not bit-reproducible between the two machines, so the '
+                'ledger\'s runs that depend on this one cannot be combined '
+                'with new ones: continue on the ledger\'s machine, or start '
+                'a new --ledger.')
+        record = dict(
+            expected,
+            reproductions=list(expected.get('reproductions', [])) +
+            [dict(minutes=new['minutes'], machine=new['machine'])])
+        self.save_record(run_dir, record)
         return record
 
     def test(self, run_dir: str, record: dict, cfg_file: str,
@@ -948,71 +1157,113 @@ class Experiment:
                 ], osp.join(run_dir, 'commands.log'))
                 metrics = latest_metrics(test_dir)
             record = dict(record, test=metrics)
-            _write_json(osp.join(run_dir, RECORD), record)
+            self.save_record(run_dir, record)
         return record
 
     def test_student(self, run: Run) -> dict:
         run_dir = self.run_dir(run)
-        record = _read_json(osp.join(run_dir, RECORD))
+        record = self.record(run_dir)
+        if 'test' in record:
+            return record
         iters = record['iters']
         if record['distilled']:  # evaluate what ships
             cfg_file = osp.join(run_dir, 'student_config.py')
             ckpt = osp.join(run_dir, f'iter_{iters}_student.pth')
         else:
-            cfg_file, ckpt = record['config'], osp.join(
-                run_dir, f'iter_{iters}.pth')
+            cfg_file = osp.join(run_dir, f'{run.family}.py')
+            ckpt = osp.join(run_dir, f'iter_{iters}.pth')
+        if not (osp.isfile(ckpt) and self.trained_here(run_dir)):
+            # a record of the ledger: train it here
+            record = self.reproduce(run.family, self.student_config(run),
+                                    run_dir, record)
         return self.test(run_dir, record, cfg_file, ckpt)
 
     def check_protocol(self) -> None:
-        """Write ``protocol.json``, or refuse a work dir of another one."""
+        """Write ``protocol.json``, or refuse a work dir (or ledger) of
+        another protocol."""
         protocol = protocol_settings(self.args)
-        path = osp.join(self.work, 'protocol.json')
-        old = _read_json(path)
-        if old is not None and old != protocol:
-            keys = sorted(k for k in set(old) | set(protocol)
-                          if old.get(k) != protocol.get(k))
-            raise ProtocolError(
-                f'{path} was written by another protocol ({", ".join(keys)} '
-                'differ): use another --work-dir, or the same settings')
-        os.makedirs(self.work, exist_ok=True)
-        _write_json(path, protocol)
+        folders = [self.work] + ([self.ledger] if self.ledger else [])
+        for folder in folders:
+            path = osp.join(folder, 'protocol.json')
+            old = _read_json(path)
+            if old is not None and old != protocol:
+                keys = sorted(k for k in set(old) | set(protocol)
+                              if old.get(k) != protocol.get(k))
+                raise ProtocolError(
+                    f'{path} was written by another protocol '
+                    f'({", ".join(keys)} differ): use another --work-dir '
+                    '(--ledger), or the same settings')
+        for folder in folders:
+            os.makedirs(folder, exist_ok=True)
+            _write_json(osp.join(folder, 'protocol.json'), protocol)
+
+    def teacher_config(self, seed: int) -> Config:
+        args = self.args
+        return protocol_config(TEACHER, args, self.test_sets,
+                               args.teacher_iters, args.teacher_val_interval,
+                               seed, save_best=True)
 
     def teachers(self) -> dict:
-        """Stage 1: train the teachers, choose one; returns the choice."""
+        """Stage 1: train the teachers, choose one; returns the choice.
+
+        ``ckpt`` is the chosen checkpoint's path in this work dir; it is
+        there after :meth:`teacher_ckpt`.
+        """
         args = self.args
         curves, records = {}, {}
         for seed in args.teacher_seeds:
             run_dir = self.run_dir(Run('teacher', (), seed), teacher=True)
-            records[seed] = _read_json(osp.join(run_dir, RECORD))
+            records[seed] = self.record(run_dir)
             if records[seed] is None:
-                cfg = protocol_config(TEACHER, args, self.test_sets,
-                                      args.teacher_iters,
-                                      args.teacher_val_interval, seed,
-                                      save_best=True)
-                records[seed] = self.train('teacher', cfg, run_dir)
+                records[seed] = self.train('teacher',
+                                           self.teacher_config(seed),
+                                           run_dir)
             curves[seed] = {int(i): v for i, v in records[seed]['val']
                             .items()}
         choice = choose_teacher(curves, args.teacher_tolerance)
         run_dir = self.run_dir(Run('teacher', (), choice['seed']),
                                teacher=True)
-        choice['ckpt'] = teacher_checkpoint(run_dir, choice['iter'],
-                                            args.teacher_iters)
+        choice['ckpt'] = best_checkpoint_file(run_dir, choice['iter'])
         choice['last'] = {
             seed: r['val_last'] for seed, r in records.items()
         }
         choice['minutes'] = {seed: r['minutes'] for seed, r in records.items()}
+        self._teacher = choice
         return choice
 
-    def caches(self, teacher_ckpt: str) -> Dict[str, str]:
+    def teacher_ckpt(self) -> str:
+        """The chosen teacher's checkpoint, trained again if only the
+        ledger holds its run (:meth:`reproduce`)."""
+        if self._teacher_ckpt is None:
+            seed = self._teacher['seed']
+            run_dir = self.run_dir(Run('teacher', (), seed), teacher=True)
+            iters = self.args.teacher_iters
+            try:
+                ckpt = teacher_checkpoint(run_dir, self._teacher['iter'],
+                                          iters)
+                if not self.trained_here(run_dir):
+                    raise FileNotFoundError(run_dir)
+            except FileNotFoundError:
+                self.reproduce('teacher', self.teacher_config(seed),
+                               run_dir, self.record(run_dir))
+                ckpt = teacher_checkpoint(run_dir, self._teacher['iter'],
+                                          iters)
+            self._teacher_ckpt = ckpt
+        return self._teacher_ckpt
+
+    def caches(self) -> Dict[str, str]:
         """Stage 3: build the teacher caches; ``{family: cache folder}``.
 
-        The maps a KD family reads do not depend on its setting (weights
-        and temperatures), so one cache serves every setting and seed of a
-        family, and a family whose maps another family's cache holds too
-        trains from that one (:func:`plan_caches`).
+        Built when a KD run first needs one. The maps a KD family reads do
+        not depend on its setting (weights and temperatures), so one cache
+        serves every setting and seed of a family, and a family whose maps
+        another family's cache holds too trains from that one
+        (:func:`plan_caches`).
         """
         if self.args.no_teacher_cache:
             return {}
+        if self._caches is not None:
+            return self._caches
         needs = {f: _family_sources(f) for f in FAMILIES if f != 'student'}
         plan = plan_caches(needs)
         folders = {}
@@ -1022,6 +1273,7 @@ class Experiment:
             folders[family] = out
             if osp.isdir(out):  # it appears only when complete
                 continue
+            teacher_ckpt = self.teacher_ckpt()
             builder = next(f for f in plan if needs[f] == sources)
             os.makedirs(cache_dir, exist_ok=True)
             cfg_file = osp.join(cache_dir, f'{cache_name(sources)}.py')
@@ -1032,16 +1284,24 @@ class Experiment:
                         osp.join(cache_dir, 'commands.log'))
             if not osp.isdir(out):
                 raise RuntimeError(f'tools/cache_teacher.py wrote no {out}')
+        self._caches = folders
         return folders
 
-    def student_run(self, run: Run, teacher_ckpt: str,
-                    caches: Dict[str, str], grid: bool = False) -> dict:
+    def student_config(self, run: Run) -> Config:
+        """A student run's config; a KD run's with the teacher and its
+        cache (both made here if missing)."""
+        if run.family == 'student':
+            return self.config(run)
+        return self.config(run, self.teacher_ckpt(),
+                           self.caches().get(run.family))
+
+    def student_run(self, run: Run, grid: bool = False) -> dict:
         """Train a student run; only a grid run may diverge (NaN score)."""
-        record = _read_json(osp.join(self.run_dir(run), RECORD))
+        record = self.record(self.run_dir(run))
         if record is not None:  # done: no config to build
             return record
-        cfg = self.config(run, teacher_ckpt, caches.get(run.family))
-        return self.train(run.family, cfg, self.run_dir(run),
+        return self.train(run.family, self.student_config(run),
+                          self.run_dir(run),
                           allow_divergence=grid and run.family != 'student')
 
     def __call__(self) -> str:
@@ -1049,16 +1309,15 @@ class Experiment:
         args = self.args
         self.check_protocol()
         teacher = self.teachers()
-        student0 = self.student_run(Run('student'), teacher['ckpt'], {})
+        student0 = self.student_run(Run('student'))
         teacher['lead'] = check_gate(teacher['value'], student0['val_last'],
                                      args.gate_margin)
         teacher['student_val'] = student0['val_last']
 
-        caches = self.caches(teacher['ckpt'])
         grid = grid_runs()
         scores: Dict[str, Dict[Setting, float]] = {}
         for run in grid:
-            record = self.student_run(run, teacher['ckpt'], caches, grid=True)
+            record = self.student_run(run, grid=True)
             scores.setdefault(run.family, {})[run.setting] = record[
                 'val_last']
         selected = {
@@ -1080,7 +1339,7 @@ class Experiment:
         for seed in args.seeds:  # seed by seed: whole pairs first
             for method, run in methods.items():
                 run = run._replace(seed=seed)
-                record = self.student_run(run, teacher['ckpt'], caches)
+                record = self.student_run(run)
                 if record.get('diverged'):
                     raise ProtocolError(
                         f'{method} diverged at seed {seed} '
@@ -1088,12 +1347,39 @@ class Experiment:
                 results[method][seed] = self.test_student(run)
         teacher_dir = self.run_dir(Run('teacher', (), teacher['seed']),
                                    teacher=True)
-        teacher_record = self.test(
-            teacher_dir, _read_json(osp.join(teacher_dir, RECORD)),
-            osp.join(teacher_dir, 'teacher.py'), teacher['ckpt'])
+        teacher_record = self.record(teacher_dir)
+        if 'test' not in teacher_record:
+            ckpt = self.teacher_ckpt()
+            teacher_record = self.test(teacher_dir,
+                                       self.record(teacher_dir),
+                                       osp.join(teacher_dir, 'teacher.py'),
+                                       ckpt)
         report = write_report(args, self.work, self.test_sets, teacher,
                               teacher_record, scores, selected, results)
         return report
+
+
+def weights_digest(ckpt: str) -> str:
+    """SHA-256 of a checkpoint's weights (``state_dict``; its tensors'
+    names, dtypes, shapes and bytes, in name order): equal for runs that
+    trained to the same bits, whatever else the files hold."""
+    import torch
+    state = torch.load(ckpt, map_location='cpu', weights_only=True)
+    state = state.get('state_dict', state)
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name]
+        digest.update(f'{name}|{tensor.dtype}|{tuple(tensor.shape)}|'
+                      .encode())
+        digest.update(tensor.contiguous().view(-1).view(
+            torch.uint8).numpy().tobytes() if tensor.numel() else b'')
+    return digest.hexdigest()
+
+
+def best_checkpoint_file(run_dir: str, best_iter: int) -> str:
+    """The name mmengine's ``save_best`` gives the best checkpoint."""
+    return osp.join(run_dir, f'best_{VAL_KEY.replace("/", "_")}_iter_'
+                    f'{best_iter}.pth')
 
 
 def teacher_checkpoint(run_dir: str, best_iter: int, iters: int) -> str:
@@ -1111,8 +1397,7 @@ def teacher_checkpoint(run_dir: str, best_iter: int, iters: int) -> str:
     Raises:
         FileNotFoundError: If neither is there.
     """
-    best = osp.join(run_dir, f'best_{VAL_KEY.replace("/", "_")}_iter_'
-                    f'{best_iter}.pth')
+    best = best_checkpoint_file(run_dir, best_iter)
     if osp.isfile(best):
         return best
     last = osp.join(run_dir, f'iter_{best_iter}.pth')
@@ -1491,6 +1776,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--split-file', default=PRANET_VAL_FILE)
     parser.add_argument('--budget-minutes', type=float, default=480)
     parser.add_argument('--num-workers', type=int, default=2)
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=2,
+        help='threads of every command; part of the protocol: a run '
+        'reproduces bit for bit only at the same count')
+    parser.add_argument(
+        '--ledger',
+        help='a folder (e.g. committed with the results) that keeps every '
+        'record: its finished steps are skipped on any machine, and a run '
+        'whose files are needed again is retrained and checked against it')
     args = parser.parse_args(argv)
     for key in ('teacher_iters', 'iters', 'val_interval',
                 'teacher_val_interval', 'size', 'batch_size'):
@@ -1522,12 +1818,18 @@ def main(argv: Optional[Sequence[str]] = None,
     num_test = count_images(args.data_root, test_sets)
     print(f'Test sets: {", ".join(test_sets) or "none found"} ({num_test} '
           f'images); validation split: {num_val} images.')
-    print(format_plan(plan_steps(args, num_val, num_test),
-                      args.budget_minutes), flush=True)
+    work = osp.abspath(args.work_dir)
+    ledger = args.ledger and osp.abspath(args.ledger)
+    steps = plan_steps(args, num_val, num_test,
+                       recorded_selection(work, ledger))
+    done = steps_done(steps, work, ledger)
+    print(format_plan(steps, args.budget_minutes, done), flush=True)
     if args.dry_run:
         return 0
     try:
-        report = Experiment(args, test_sets, runner)()
+        report = Experiment(args, test_sets,
+                            functools.partial(runner, threads=args.threads)
+                            if runner is run else runner)()
     except ProtocolError as err:
         print(f'polyp_experiment: stopped: {err}', file=sys.stderr)
         return 2
