@@ -589,6 +589,7 @@ def test_a_run_that_does_not_reproduce_stops_and_keeps_the_ledger(
     err = capsys.readouterr().err
     assert 'machine2/teacher/seed1 was trained again' in err
     assert 'other weights' in err and 'validation mean Dice 0.7900' in err
+    assert 'trained in one attempt' in err
     assert _trained(other.calls, tmp_path) == ['machine2/teacher/seed1']
     assert ledger.read_bytes() == before
     # a rerun stops again, without training, and still keeps the ledger

@@ -1131,7 +1131,8 @@ class Experiment:
                 f'{expected.get("weights")}; validation mean Dice '
                 f'{new["val_last"]:.4f} here, {expected["val_last"]:.4f} '
                 f'there; here: {new["machine"]}, there: '
-                f'{expected.get("machine", "not recorded")}). Training is '
+                f'{expected.get("machine", "not recorded")}; '
+                f'{_attempts(expected)}). Training is '
                 'not bit-reproducible between the two machines, so the '
                 'ledger\'s runs that depend on this one cannot be combined '
                 'with new ones: continue on the ledger\'s machine, or start '
@@ -1357,6 +1358,15 @@ class Experiment:
         report = write_report(args, self.work, self.test_sets, teacher,
                               teacher_record, scores, selected, results)
         return report
+
+
+def _attempts(record: dict) -> str:
+    n = record.get('attempts', 1)
+    if n == 1:
+        return 'the ledger\'s run trained in one attempt'
+    return (f'the ledger\'s run was resumed ({n} attempts): a resumed run '
+            'does not restore the random state of drop-path, so it does not '
+            'reproduce bit for bit')
 
 
 def weights_digest(ckpt: str) -> str:
