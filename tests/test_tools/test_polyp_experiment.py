@@ -168,6 +168,8 @@ def test_every_method_trains_under_one_protocol(tmp_path):
         assert (sched['type'], sched['T_max'], sched['eta_min'],
                 sched['by_epoch']) == ('CosineAnnealingLR', 60, 0.0, False)
         assert cfg.randomness.seed == 2
+        assert [h.type for h in cfg.custom_hooks].count(
+            'IterationSeedHook') == 1
         assert cfg.optim_wrapper.optimizer.lr == args.lr
         train = cfg.train_dataloader
         assert train.batch_size == args.batch_size
