@@ -40,8 +40,11 @@ def test_choose_teacher_and_its_agreement_check():
     curves = {0: {600: 0.70, 1200: 0.78, 1800: 0.78},
               1: {600: 0.72, 1200: 0.77, 1800: 0.79}}
     choice = tool.choose_teacher(curves, tolerance=0.02)
-    assert (choice['seed'], choice['iter'], choice['value']) == (1, 1800,
-                                                                 0.79)
+    # the first run is the teacher, not the best one
+    assert (choice['seed'], choice['iter'], choice['value']) == (0, 1200,
+                                                                 0.78)
+    assert tool.choose_teacher({1: curves[1], 0: curves[0]}, 0.02)[
+        'seed'] == 1
     assert choice['runs'] == {0: (1200, 0.78), 1: (1800, 0.79)}  # earliest
     assert choice['spread'] == pytest.approx(0.01)
     curves[1][1800] = 0.81  # 0.03 apart
@@ -228,12 +231,13 @@ def test_the_default_plan_fits_eight_hours():
     for step in steps:
         counts[step.stage] = counts.get(step.stage, 0) + 1
     assert counts == {
-        '1 teachers': 2,
+        '1 teacher': 1,
         '2 gate': 1,
         '3 caches': 2,
         '4 grid': 15,
-        '5 final': 21,
-        '6 tests': 28
+        '5 agreement': 1,
+        '6 final': 21,
+        '7 tests': 28
     }
     total = sum(s.minutes for s in steps)
     assert 360 < total <= 480, total
@@ -445,10 +449,12 @@ def test_the_protocol_end_to_end_and_rerun_skips_everything(tmp_path,
         'CWD': 'T = 4, weight = 1',
         'AT': 'weight = 500',
     }
-    assert selection['teacher']['seed'] == 1
+    assert selection['teacher']['seed'] == 0
     assert selection['teacher']['iter'] == 4
     assert selection['teacher']['ckpt'].endswith(
-        'teacher/seed1/best_PraNet-val_mDice_iter_4.pth')
+        'teacher/seed0/best_PraNet-val_mDice_iter_4.pth')
+    assert selection['teacher_runs'] == {
+        '0': dict(iter=4, value=0.78), '1': dict(iter=4, value=0.79)}
     grid = {g['setting']: g['score'] for g in selection['grid']['AT']}
     assert math.isnan(grid['weight = 2500'])
     # every KD run trains from the cache of its maps
@@ -492,8 +498,9 @@ def test_the_gate_stops_before_any_student_is_distilled(tmp_path, capsys):
     runner = FakeRunner(teacher_curves={0: [0.70, 0.73], 1: [0.71, 0.74]})
     assert tool.main(_argv(tmp_path), runner) == 2
     err = capsys.readouterr().err
-    assert 'teacher 0.7400' in err and 'plain student (seed 0) 0.7000' in err
-    assert _kinds(runner.calls) == {'tools/train.py': 3}
+    assert 'teacher 0.7300' in err and 'plain student (seed 0) 0.7000' in err
+    # the teacher (seed 0) and the plain student only
+    assert _kinds(runner.calls) == {'tools/train.py': 2}
 
 
 def test_disagreeing_teachers_stop_the_protocol(tmp_path, capsys):
@@ -501,7 +508,11 @@ def test_disagreeing_teachers_stop_the_protocol(tmp_path, capsys):
     assert tool.main(_argv(tmp_path), runner) == 2
     err = capsys.readouterr().err
     assert 'seed 0: 0.7800' in err and 'seed 1: 0.8100' in err
-    assert _kinds(runner.calls) == {'tools/train.py': 2}
+    # checked after the grid, before the final stage
+    assert _kinds(runner.calls) == {
+        'tools/train.py': 1 + 1 + 15 + 1,
+        'tools/cache_teacher.py': 2
+    }
 
 
 def test_a_work_dir_of_another_protocol_is_refused(tmp_path, capsys):
@@ -545,24 +556,29 @@ def test_a_ledger_carries_the_run_to_a_fresh_work_dir(tmp_path, capsys):
     done = sorted(
         osp.relpath(osp.dirname(p), ledger)
         for p in map(str, ledger.rglob('record.json')))
-    assert len(done) == 2 + 1 + 8  # teachers, gate, 8 grid runs
+    assert len(done) == 1 + 1 + 9  # the teacher, the gate, 9 grid runs
+    assert 'teacher/seed1' not in done  # its run comes after the grid
     assert (ledger / 'protocol.json').is_file()
 
     second = FakeRunner()  # a fresh work dir: only the ledger is there
     assert tool.main(_ledger_argv(tmp_path, 'machine2'), second) == 0
     trained = _trained(second.calls, tmp_path)
-    # the chosen teacher (seed 1) once more, for its checkpoint; seed 0,
-    # the gate and the 8 grid runs are not trained again, except the ones
-    # tested at the end: the plain student's and the chosen settings'
-    # seed-0 runs that machine 1 had trained
+    # the teacher (seed 0) once more, for its checkpoint, and seed 1 for
+    # the first time; the gate and the 9 grid runs are not trained again,
+    # except the ones tested at the end: the plain student's and the
+    # chosen settings' seed-0 runs that machine 1 had trained
+    assert trained.count('machine2/teacher/seed0') == 1
     assert trained.count('machine2/teacher/seed1') == 1
-    assert 'machine2/teacher/seed0' not in trained
+    assert trained.index('machine2/teacher/seed0') < trained.index(
+        'machine2/teacher/seed1')
     assert trained.count('machine2/runs/student/default/seed0') == 1
     assert len(trained) == len(set(trained))
-    teacher = json.loads((ledger / 'teacher/seed1/record.json').read_text())
+    teacher = json.loads((ledger / 'teacher/seed0/record.json').read_text())
     assert len(teacher['reproductions']) == 1
     assert teacher['weights'] == tool.weights_digest(
-        str(tmp_path / 'machine2/teacher/seed1/iter_4.pth'))
+        str(tmp_path / 'machine2/teacher/seed0/iter_4.pth'))
+    assert 'reproductions' not in json.loads(
+        (ledger / 'teacher/seed1/record.json').read_text())
     # the same figures as a run on one machine
     alone = FakeRunner()
     assert tool.main(_argv(tmp_path), alone) == 0
@@ -584,15 +600,15 @@ def test_a_run_that_does_not_reproduce_stops_and_keeps_the_ledger(
     with pytest.raises(RuntimeError, match='killed'):
         tool.main(_ledger_argv(tmp_path, 'machine1'),
                   FakeRunner(fail_at=5))  # after 1 grid run
-    ledger = tmp_path / 'ledger' / 'teacher' / 'seed1' / 'record.json'
+    ledger = tmp_path / 'ledger' / 'teacher' / 'seed0' / 'record.json'
     before = ledger.read_bytes()
     other = FakeRunner(machine=1e-6)  # other last bits
     assert tool.main(_ledger_argv(tmp_path, 'machine2'), other) == 2
     err = capsys.readouterr().err
-    assert 'machine2/teacher/seed1 was trained again' in err
-    assert 'other weights' in err and 'validation mean Dice 0.7900' in err
+    assert 'machine2/teacher/seed0 was trained again' in err
+    assert 'other weights' in err and 'validation mean Dice 0.7800' in err
     assert 'trained in one attempt' in err
-    assert _trained(other.calls, tmp_path) == ['machine2/teacher/seed1']
+    assert _trained(other.calls, tmp_path) == ['machine2/teacher/seed0']
     assert ledger.read_bytes() == before
     # a rerun stops again, without training, and still keeps the ledger
     again = FakeRunner(machine=1e-6)

@@ -19,12 +19,10 @@ split (``'PraNet-val'``, 150 images). The test sets (every set under
 ``TestDataset/``) are evaluated at the very end, on the chosen models only:
 no choice depends on them. The stages, each skipped when done:
 
-1. **Teachers.** Polyp-PVT on PVTv2-B2, one run per ``--teacher-seeds``
-   (two by default), each for ``--teacher-iters``, validated every
-   ``--teacher-val-interval``; each run's checkpoint is the one of its best
-   validation mean Dice. The runs must agree within
-   ``--teacher-tolerance`` (else the tool stops, naming both); the better
-   one is the teacher.
+1. **Teacher.** Polyp-PVT on PVTv2-B2, the first of ``--teacher-seeds``,
+   for ``--teacher-iters``, validated every ``--teacher-val-interval``;
+   its checkpoint is the one of its best validation mean Dice. It is the
+   teacher (fixed before any run: no choice among seeds).
 2. **Gate.** The plain student (Polyp-PVT on PVTv2-B0, seed 0): students
    are distilled only from a teacher at least ``--gate-margin`` ahead of
    it on validation (else the tool stops, naming both numbers).
@@ -37,7 +35,11 @@ no choice depends on them. The stages, each skipped when done:
    (:data:`GRIDS`, at most four, fixed before the runs); the setting with
    the best validation mean Dice at the last iteration wins (the first
    listed on a tie; a run that diverged is never chosen).
-5. **Final.** The methods of :func:`final_methods` (plain student, KDAS
+5. **Agreement.** The other teacher seeds, trained the same way: every
+   run's best validation mean Dice must lie within ``--teacher-tolerance``
+   of the others (else the tool stops, naming each), before the final
+   stage is spent on the teacher.
+6. **Final.** The methods of :func:`final_methods` (plain student, KDAS
    at the paper's setting and tuned, KDAS-ref, tuned pixel KD, CWD and AT,
    and the paper's ablation: L_AT alone, L_SGM alone), every seed of
    ``--seeds`` (a grid run is the seed-0 run of its setting), each
@@ -273,21 +275,27 @@ def best_checkpoint(curve: Dict[int, float]) -> Tuple[int, float]:
 
 def choose_teacher(curves: Dict[int, Dict[int, float]],
                    tolerance: float) -> dict:
-    """Pick the teacher among independent runs; check that they agree.
+    """The teacher is the first run; check that the runs agree.
+
+    The first run is fixed before any of them trains (not the best of
+    them: no choice among seeds), so that students can be distilled from
+    it while the other runs are still to come.
 
     Args:
-        curves: ``{seed: {iteration: validation mean Dice}}``.
+        curves: ``{seed: {iteration: validation mean Dice}}``, the teacher
+            run first.
         tolerance: The largest allowed spread of the runs' best values.
 
     Returns:
-        dict: ``seed``, ``iter`` and ``value`` of the chosen checkpoint
-        (the best run; the first seed on a tie), ``runs`` ``{seed: (iter,
+        dict: ``seed``, ``iter`` and ``value`` of the teacher's best
+        checkpoint (:func:`best_checkpoint`), ``runs`` ``{seed: (iter,
         value)}`` and ``spread`` (max - min of the runs' best values).
 
     Raises:
         ProtocolError: If the spread is larger than ``tolerance``; the
             message names every run's value.
     """
+    first = next(iter(curves))
     runs = {seed: best_checkpoint(c) for seed, c in sorted(curves.items())}
     values = [v for _, v in runs.values()]
     spread = max(values) - min(values)
@@ -301,11 +309,10 @@ def choose_teacher(curves: Dict[int, Dict[int, float]],
             f'--teacher-tolerance {tolerance:g}. The endpoint is not stable '
             'enough to distil from: lengthen or change the teacher '
             'schedule and rerun.')
-    seed = next(s for s, (_, v) in runs.items() if v == max(values))
     return dict(
-        seed=seed,
-        iter=runs[seed][0],
-        value=runs[seed][1],
+        seed=first,
+        iter=runs[first][0],
+        value=runs[first][1],
         runs=runs,
         spread=spread)
 
@@ -673,8 +680,8 @@ def plan_steps(args: argparse.Namespace, num_val: int,
     steps = []
     teacher = train(COST['teacher'], args.teacher_iters,
                     args.teacher_val_interval, COST['eval_teacher'])
-    for seed in args.teacher_seeds:
-        steps.append(Step('1 teachers', f'teacher seed {seed}', teacher))
+    first, *others = args.teacher_seeds
+    steps.append(Step('1 teacher', f'teacher seed {first}', teacher))
     student = train(COST['student'], args.iters, args.val_interval,
                     COST['eval_student'])
     distilled = train(kd, args.iters, args.val_interval,
@@ -694,6 +701,8 @@ def plan_steps(args: argparse.Namespace, num_val: int,
                               minutes))
     for run in runs:
         steps.append(Step('4 grid', run.key, distilled))
+    for seed in others:
+        steps.append(Step('5 agreement', f'teacher seed {seed}', teacher))
     worst = selected or {family: grid[-1] for family, grid in GRIDS.items()}
     done = {r.key for r in runs} | {Run('student').key}
     finals = []
@@ -704,12 +713,12 @@ def plan_steps(args: argparse.Namespace, num_val: int,
             if run.key not in done:
                 done.add(run.key)
                 steps.append(Step(
-                    '5 final', run.key,
+                    '6 final', run.key,
                     student if run.family == 'student' else distilled))
     test_minutes = num_test * COST['eval_student'] / 60
     for run in finals:
-        steps.append(Step('6 tests', run.key, test_minutes))
-    steps.append(Step('6 tests', 'teacher',
+        steps.append(Step('7 tests', run.key, test_minutes))
+    steps.append(Step('7 tests', 'teacher',
                       num_test * COST['eval_teacher'] / 60))
     return steps
 
@@ -745,7 +754,7 @@ def steps_done(steps: Sequence[Step], work: str,
 
     done = []
     for step in steps:
-        if step.stage == '1 teachers':
+        if step.stage in ('1 teacher', '5 agreement'):
             found = record(f'teacher/seed{step.name.split()[-1]}')
         elif step.stage == '2 gate':
             found = record(f'runs/{Run("student").key}')
@@ -764,7 +773,7 @@ def steps_done(steps: Sequence[Step], work: str,
                         found = tested
         else:
             found = record(f'runs/{step.name}')
-            if found is not None and step.stage == '6 tests' and \
+            if found is not None and step.stage == '7 tests' and \
                     'test' not in found:
                 found = None
         done.append(found is not None)
@@ -1211,15 +1220,17 @@ class Experiment:
                                args.teacher_iters, args.teacher_val_interval,
                                seed, save_best=True)
 
-    def teachers(self) -> dict:
-        """Stage 1: train the teachers, choose one; returns the choice.
+    def teachers(self, seeds: Sequence[int]) -> dict:
+        """Train the teacher runs of ``seeds`` (unless done); returns the
+        choice (:func:`choose_teacher`: the first seed, checked against
+        the others).
 
         ``ckpt`` is the chosen checkpoint's path in this work dir; it is
         there after :meth:`teacher_ckpt`.
         """
         args = self.args
         curves, records = {}, {}
-        for seed in args.teacher_seeds:
+        for seed in seeds:
             run_dir = self.run_dir(Run('teacher', (), seed), teacher=True)
             records[seed] = self.record(run_dir)
             if records[seed] is None:
@@ -1316,7 +1327,8 @@ class Experiment:
         """Run every stage; returns the report."""
         args = self.args
         self.check_protocol()
-        teacher = self.teachers()
+        # stage 1: the teacher (the first seed); the others come in stage 5
+        teacher = self.teachers(args.teacher_seeds[:1])
         student0 = self.student_run(Run('student'))
         teacher['lead'] = check_gate(teacher['value'], student0['val_last'],
                                      args.gate_margin)
@@ -1333,6 +1345,10 @@ class Experiment:
             for family, g in GRIDS.items()
         }
         methods = final_methods(selected)
+        # stage 5: the other teacher runs must agree with the teacher
+        lead = teacher['lead']
+        teacher = dict(self.teachers(args.teacher_seeds), lead=lead,
+                       student_val=student0['val_last'])
         _write_json(
             osp.join(self.work, 'selection.json'),
             dict(
