@@ -647,3 +647,24 @@ def test_commands_run_on_pinned_cpu_code_paths(tmp_path):
         '("MKL_CBWR", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS")))'
     ], log, threads=3)
     assert open(log).read().split() == ['AVX2,STRICT', 'avx2', '3']
+
+
+def test_what_another_machine_added_to_the_ledger_is_kept(tmp_path):
+    args = tool.parse_args(_ledger_argv(tmp_path, 'machine1'))
+    experiment = tool.Experiment(args, [], FakeRunner())
+    run_dir = osp.join(experiment.work, 'runs', 'student', 'default', 'seed0')
+    os.makedirs(run_dir)
+    local = dict(iters=2, val_last=0.7, weights='abc', distilled=False)
+    tool._write_json(osp.join(run_dir, 'record.json'), local)
+    ledger_file = experiment._ledger_file(run_dir)
+    os.makedirs(osp.dirname(ledger_file))
+    tool._write_json(ledger_file, dict(local, test={'Kvasir/mDice': 0.6},
+                                       reproductions=[dict(minutes=1.0)]))
+    record = experiment.record(run_dir)
+    assert record['test'] == {'Kvasir/mDice': 0.6}
+    assert record['reproductions'] == [dict(minutes=1.0)]
+    assert json.loads(open(ledger_file).read()) == record
+    # a record of another run (other weights) is refused, naming both
+    tool._write_json(ledger_file, dict(local, weights='xyz'))
+    with pytest.raises(tool.ProtocolError, match='abc and xyz'):
+        experiment.record(run_dir)

@@ -1018,7 +1018,9 @@ class Experiment:
 
         A record of this work dir that the ledger lacks (or holds in an
         older form) is copied there, with the digest of its weights where
-        it has none and its checkpoint is here.
+        it has none and its checkpoint is here; what the ledger's copy
+        holds and this one lacks (test metrics, reproductions that another
+        machine added) is kept.
         """
         local = _read_json(osp.join(run_dir, RECORD))
         ledger_file = self._ledger_file(run_dir)
@@ -1036,6 +1038,14 @@ class Experiment:
                 'of different runs (weights '
                 f'{local.get("weights")} and {kept.get("weights")}): use '
                 'another --work-dir or another --ledger')
+        if kept is not None:  # what another machine added stays
+            merged = dict(kept, **local)
+            if len(kept.get('reproductions', [])) > len(
+                    local.get('reproductions', [])):
+                merged['reproductions'] = kept['reproductions']
+            if merged != local:
+                local = merged
+                _write_json(osp.join(run_dir, RECORD), local)
         if ledger_file is not None and kept != local:
             _write_json(ledger_file, local)
         return local
