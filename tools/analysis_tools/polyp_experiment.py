@@ -631,7 +631,8 @@ def cache_command(cfg_file: str, out: str, teacher_ckpt: str) -> List[str]:
 
 
 class Step(NamedTuple):
-    """A step of the plan: its stage, what it is and its minutes."""
+    """A step of the plan: its stage, its folder under the work dir (where
+    its record or cache is) and its minutes."""
     stage: str
     name: str
     minutes: float
@@ -681,12 +682,12 @@ def plan_steps(args: argparse.Namespace, num_val: int,
     teacher = train(COST['teacher'], args.teacher_iters,
                     args.teacher_val_interval, COST['eval_teacher'])
     first, *others = args.teacher_seeds
-    steps.append(Step('1 teacher', f'teacher seed {first}', teacher))
+    steps.append(Step('1 teacher', f'teacher/seed{first}', teacher))
     student = train(COST['student'], args.iters, args.val_interval,
                     COST['eval_student'])
     distilled = train(kd, args.iters, args.val_interval,
                       COST['eval_student'])
-    steps.append(Step('2 gate', 'plain student seed 0', student))
+    steps.append(Step('2 gate', f'runs/{Run("student").key}', student))
     runs = grid_runs()
     if not args.no_teacher_cache:
         num_train = 1450 - num_val
@@ -697,12 +698,12 @@ def plan_steps(args: argparse.Namespace, num_val: int,
             for family in FAMILIES if family != 'student'
         }
         for group in sorted(set(plan_caches(needs).values()), key=sorted):
-            steps.append(Step('3 caches', f'teacher cache {cache_name(group)}',
+            steps.append(Step('3 caches', f'teacher_cache/{cache_name(group)}',
                               minutes))
     for run in runs:
-        steps.append(Step('4 grid', run.key, distilled))
+        steps.append(Step('4 grid', f'runs/{run.key}', distilled))
     for seed in others:
-        steps.append(Step('5 agreement', f'teacher seed {seed}', teacher))
+        steps.append(Step('5 agreement', f'teacher/seed{seed}', teacher))
     worst = selected or {family: grid[-1] for family, grid in GRIDS.items()}
     done = {r.key for r in runs} | {Run('student').key}
     finals = []
@@ -713,12 +714,12 @@ def plan_steps(args: argparse.Namespace, num_val: int,
             if run.key not in done:
                 done.add(run.key)
                 steps.append(Step(
-                    '6 final', run.key,
+                    '6 final', f'runs/{run.key}',
                     student if run.family == 'student' else distilled))
     test_minutes = num_test * COST['eval_student'] / 60
     for run in finals:
-        steps.append(Step('7 tests', run.key, test_minutes))
-    steps.append(Step('7 tests', 'teacher',
+        steps.append(Step('7 tests', f'runs/{run.key}', test_minutes))
+    steps.append(Step('7 tests', f'teacher/seed{first}',
                       num_test * COST['eval_teacher'] / 60))
     return steps
 
@@ -736,47 +737,31 @@ def grid_runs() -> List[Run]:
     ]
 
 
+def _recorded(roots: Sequence[str], folder: str) -> Optional[dict]:
+    """The record of ``folder`` under the first of ``roots`` that has it."""
+    for root in roots:
+        found = _read_json(osp.join(root, folder, RECORD))
+        if found is not None:
+            return found
+    return None
+
+
 def steps_done(steps: Sequence[Step], work: str,
                ledger: Optional[str] = None) -> List[bool]:
     """Which steps of the plan are recorded in ``work`` or ``ledger``.
 
     A cache counts as done only in ``work`` (a ledger keeps records, not
-    files); the teacher's test is done when a teacher record has ``test``.
+    files); a test step when its run's record has ``test``.
     """
     roots = [work] + ([ledger] if ledger else [])
-
-    def record(rel: str) -> Optional[dict]:
-        for root in roots:
-            found = _read_json(osp.join(root, rel, RECORD))
-            if found is not None:
-                return found
-        return None
-
     done = []
     for step in steps:
-        if step.stage in ('1 teacher', '5 agreement'):
-            found = record(f'teacher/seed{step.name.split()[-1]}')
-        elif step.stage == '2 gate':
-            found = record(f'runs/{Run("student").key}')
-        elif step.stage == '3 caches':
-            name = step.name.split()[-1]
-            found = {} if osp.isdir(osp.join(work, 'teacher_cache',
-                                             name)) else None
-        elif step.name == 'teacher':
-            found = None
-            for root in roots:
-                folder = osp.join(root, 'teacher')
-                for seed in (os.listdir(folder)
-                             if osp.isdir(folder) else []):
-                    tested = _read_json(osp.join(folder, seed, RECORD))
-                    if tested and 'test' in tested:
-                        found = tested
-        else:
-            found = record(f'runs/{step.name}')
-            if found is not None and step.stage == '7 tests' and \
-                    'test' not in found:
-                found = None
-        done.append(found is not None)
+        if step.stage == '3 caches':
+            done.append(osp.isdir(osp.join(work, step.name)))
+            continue
+        found = _recorded(roots, step.name)
+        done.append(found is not None and
+                    (step.stage != '7 tests' or 'test' in found))
     return done
 
 
@@ -785,12 +770,10 @@ def recorded_selection(
         ledger: Optional[str] = None) -> Optional[Dict[str, Setting]]:
     """The grid's choice from the records of ``work`` or ``ledger``, or
     None while a grid run is not recorded."""
+    roots = [work] + ([ledger] if ledger else [])
     scores: Scores = {}
     for run in grid_runs():
-        found = None
-        for root in [work] + ([ledger] if ledger else []):
-            found = found or _read_json(
-                osp.join(root, 'runs', run.key, RECORD))
+        found = _recorded(roots, f'runs/{run.key}')
         if found is None:
             return None
         scores.setdefault(run.family, {})[run.setting] = found['val_last']
@@ -1064,14 +1047,16 @@ class Experiment:
             _write_json(ledger_file, record)
 
     def train(self, name: str, cfg: Config, run_dir: str,
-              allow_divergence: bool = False) -> dict:
+              allow_divergence: bool = False,
+              to_ledger: bool = True) -> dict:
         """Train one config (unless its record is here); returns its record.
 
         The record (``record.json``) holds the validation curve, its last
         value, the training minutes of every attempt, the digest of the
         last checkpoint's weights and the machine. A run stopped by a
         non-finite loss is recorded as ``diverged`` (validation NaN) when
-        ``allow_divergence``; any other failure stops the tool.
+        ``allow_divergence``; any other failure stops the tool. The record
+        goes to the ledger too unless not ``to_ledger``.
         """
         record = _read_json(osp.join(run_dir, RECORD))
         if record is not None:
@@ -1123,7 +1108,10 @@ class Experiment:
                 raise RuntimeError(f'{run_dir}: no {VAL_KEY} at iteration '
                                    f'{iters} in its logs')
             record['weights'] = weights_digest(outputs[0])
-        self.save_record(run_dir, record)
+        if to_ledger:
+            self.save_record(run_dir, record)
+        else:
+            _write_json(osp.join(run_dir, RECORD), record)
         return record
 
     def reproduce(self, name: str, cfg: Config, run_dir: str,
@@ -1143,11 +1131,7 @@ class Experiment:
         local = osp.join(run_dir, RECORD)
         if osp.isfile(local):  # its checkpoint is gone: train it again
             os.replace(local, local + '.old')
-        saved, self.ledger = self.ledger, None  # keep the ledger's as is
-        try:
-            new = self.train(name, cfg, run_dir)
-        finally:
-            self.ledger = saved
+        new = self.train(name, cfg, run_dir, to_ledger=False)
         if new.get('weights') != expected.get('weights'):
             os.replace(local, local + '.unreproduced')
             raise ProtocolError(
