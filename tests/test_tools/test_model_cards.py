@@ -83,6 +83,7 @@ def test_the_cards_hold_the_results(finished, capsys):
     assert '| teacher, Polyp-PVT | PVTv2-B2 |' in readme
     assert 'CWD (tuned)' not in readme  # the baselines' own card has it
     assert 'That run has not been made yet' not in readme
+    assert 'agreement check failed' not in readme
     baselines = (root / 'configs/kd_baselines/README.md').read_text()
     assert ('| CWD (tuned) | PVTv2-B0 | T = 4, weight = 1 (chosen on '
             'PraNet-val) |') in baselines
@@ -104,6 +105,21 @@ def test_the_cards_hold_the_results(finished, capsys):
     err = capsys.readouterr().err
     assert 'configs/kd_baselines/metafile.yaml' in err
     assert 'configs/kdas/metafile.yaml' not in err
+
+
+def test_a_failed_agreement_check_is_stated_on_the_cards(tmp_path):
+    curves = {0: [0.70, 0.78], 1: [0.71, 0.81]}
+    assert experiment.main(_argv(tmp_path, '--accept-teacher-disagreement'),
+                           FakeRunner(teacher_curves=curves)) == 0
+    root = _fake_repo(tmp_path)
+    assert cards.main([str(tmp_path / 'work'), '--root', str(root)]) == 0
+    for folder in ('configs/kdas', 'configs/kd_baselines'):
+        readme = (root / folder / 'README.md').read_text()
+        assert ("The teacher runs' agreement check failed (their best "
+                'PraNet-val mDice 0.0300 apart, more than the protocol\'s '
+                '0.02)') in readme
+    assert '**The agreement check failed**' in (root /
+                                                'README.md').read_text()
 
 
 def test_without_results_no_model_has_results(tmp_path):

@@ -51,6 +51,12 @@ def test_choose_teacher_and_its_agreement_check():
     with pytest.raises(tool.ProtocolError) as err:
         tool.choose_teacher(curves, tolerance=0.02)
     assert '0.7800' in str(err.value) and '0.8100' in str(err.value)
+    assert choice['agreed']
+    # accepted: the same teacher, and the failed check is recorded
+    accepted = tool.choose_teacher(curves, 0.02, accept_disagreement=True)
+    assert (accepted['seed'], accepted['value']) == (0, 0.78)
+    assert not accepted['agreed']
+    assert accepted['spread'] == pytest.approx(0.03)
     assert tool.best_checkpoint({3: NAN, 5: 0.2}) == (5, 0.2)
 
 
@@ -515,6 +521,25 @@ def test_disagreeing_teachers_stop_the_protocol(tmp_path, capsys):
     }
 
 
+def test_an_accepted_disagreement_continues_and_is_reported(tmp_path):
+    curves = {0: [0.70, 0.78], 1: [0.71, 0.81]}
+    runner = FakeRunner(teacher_curves=curves)
+    assert tool.main(_argv(tmp_path), runner) == 2
+    # the same work dir goes on: nothing is trained again
+    runner = FakeRunner(teacher_curves=curves)
+    assert tool.main(_argv(tmp_path, '--accept-teacher-disagreement'),
+                     runner) == 0
+    trained = [c[4] for c in runner.calls if c[1] == 'tools/train.py']
+    assert not any('teacher' in t for t in trained)
+    report = (tmp_path / 'work' / 'results.md').read_text()
+    assert ('**The agreement check failed**: spread 0.0300, more than the '
+            'tolerance 0.02') in report
+    assert '- seed 0: 0.7800 at iteration 4' in report
+    results = json.loads((tmp_path / 'work' / 'results.json').read_text())
+    assert results['teacher']['agreed'] is False
+    assert results['teacher']['spread'] == pytest.approx(0.03)
+
+
 def test_a_work_dir_of_another_protocol_is_refused(tmp_path, capsys):
     runner = FakeRunner(teacher_curves={0: [0.70, 0.73], 1: [0.71, 0.74]})
     tool.main(_argv(tmp_path), runner)
@@ -560,7 +585,21 @@ def test_a_ledger_carries_the_run_to_a_fresh_work_dir(tmp_path, capsys):
     assert 'teacher/seed1' not in done  # its run comes after the grid
     assert (ledger / 'protocol.json').is_file()
 
-    second = FakeRunner()  # a fresh work dir: only the ledger is there
+    # a fresh work dir: only the ledger is there; the plan names the runs
+    # that are trained again for their files
+    capsys.readouterr()
+    assert tool.main(_ledger_argv(tmp_path, 'machine2', '--dry-run'),
+                     FakeRunner()) == 0
+    plan = capsys.readouterr().out
+    assert 'recorded: 11 of 69 steps; left: 58 step(s)' in plan
+    again = plan.split('trained again here for their files')[1]
+    # the teacher, for the caches and KD runs; the seed-0 runs of the
+    # final stage that machine 1 trained, for their tests (before the
+    # grid's end, the plan counts the last setting of each grid as chosen)
+    assert ('5 run(s), 3 min (teacher/seed0, runs/student/default/seed0, '
+            'runs/KDAS/a0.3_T2/seed0, runs/KDAS/a0.5_T4/seed0, '
+            'runs/PixelKD/T2_w3/seed0)') in again
+    second = FakeRunner()
     assert tool.main(_ledger_argv(tmp_path, 'machine2'), second) == 0
     trained = _trained(second.calls, tmp_path)
     # the teacher (seed 0) once more, for its checkpoint, and seed 1 for
@@ -589,9 +628,11 @@ def test_a_ledger_carries_the_run_to_a_fresh_work_dir(tmp_path, capsys):
     capsys.readouterr()
     assert tool.main(_ledger_argv(tmp_path, 'machine3'), third) == 0
     assert third.calls == []
-    # the plan counts what is left: the caches, which are files
-    assert 'recorded: 67 of 69 steps; left: 2 step(s), 8 min' in \
-        capsys.readouterr().out
+    # nothing is left: the caches (files, not records) are read by no
+    # step left, and every test is recorded
+    plan = capsys.readouterr().out
+    assert 'recorded: 67 of 69 steps; left: 0 step(s), 0 min' in plan
+    assert 'trained again' not in plan
     assert (tmp_path / 'machine3' / 'results.md').read_text() == report
 
 

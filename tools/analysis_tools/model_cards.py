@@ -335,6 +335,13 @@ def render_readme_block(folder: str, results: Optional[dict]) -> str:
         'exported, alone; "mDice − student" is the mean and the per-seed '
         'difference to the plain student of the same seed.', ''
     ]
+    if not t.get('agreed', True):
+        lines[0] += (
+            f' The teacher runs\' agreement check failed (their best '
+            f'PraNet-val mDice {t["spread"]:.4f} apart, more than the '
+            f'protocol\'s {t["tolerance"]:g}): these '
+            'figures hold for this one teacher run, not for the teacher '
+            'recipe.')
     stats = summaries(results)
     for ts in results['test_sets']:
         header = (['model', 'backbone', 'setting', 'config', 'seeds'] +

@@ -6,8 +6,8 @@
         [--size 128] [--batch-size 8] [--lr 5e-4]
         [--teacher-iters 3000] [--iters 800]
         [--teacher-val-interval 600] [--val-interval 400]
-        [--teacher-tolerance 0.02] [--gate-margin 0.05]
-        [--no-teacher-cache] [--budget-minutes 480]
+        [--teacher-tolerance 0.02] [--accept-teacher-disagreement]
+        [--gate-margin 0.05] [--no-teacher-cache] [--budget-minutes 480]
         [--threads 2] [--ledger DIR]
 
 Everything trains from scratch (no pretrained weights are reachable
@@ -38,7 +38,9 @@ no choice depends on them. The stages, each skipped when done:
 5. **Agreement.** The other teacher seeds, trained the same way: every
    run's best validation mean Dice must lie within ``--teacher-tolerance``
    of the others (else the tool stops, naming each), before the final
-   stage is spent on the teacher.
+   stage is spent on the teacher. ``--accept-teacher-disagreement``
+   continues from the teacher all the same, and the report says that the
+   check failed and by how much.
 6. **Final.** The methods of :func:`final_methods` (plain student, KDAS
    at the paper's setting and tuned, KDAS-ref, tuned pixel KD, CWD and AT,
    and the paper's ablation: L_AT alone, L_SGM alone), every seed of
@@ -274,7 +276,8 @@ def best_checkpoint(curve: Dict[int, float]) -> Tuple[int, float]:
 
 
 def choose_teacher(curves: Dict[int, Dict[int, float]],
-                   tolerance: float) -> dict:
+                   tolerance: float,
+                   accept_disagreement: bool = False) -> dict:
     """The teacher is the first run; check that the runs agree.
 
     The first run is fixed before any of them trains (not the best of
@@ -285,15 +288,21 @@ def choose_teacher(curves: Dict[int, Dict[int, float]],
         curves: ``{seed: {iteration: validation mean Dice}}``, the teacher
             run first.
         tolerance: The largest allowed spread of the runs' best values.
+        accept_disagreement: Continue with the first run when the spread
+            is larger (``--accept-teacher-disagreement``): a deviation
+            from the protocol, which ``agreed`` records and the report
+            states.
 
     Returns:
         dict: ``seed``, ``iter`` and ``value`` of the teacher's best
         checkpoint (:func:`best_checkpoint`), ``runs`` ``{seed: (iter,
-        value)}`` and ``spread`` (max - min of the runs' best values).
+        value)}``, ``spread`` (max - min of the runs' best values) and
+        ``agreed`` (``spread <= tolerance``).
 
     Raises:
-        ProtocolError: If the spread is larger than ``tolerance``; the
-            message names every run's value.
+        ProtocolError: If the spread is larger than ``tolerance`` and the
+            disagreement is not accepted; the message names every run's
+            value.
     """
     first = next(iter(curves))
     runs = {seed: best_checkpoint(c) for seed, c in sorted(curves.items())}
@@ -302,19 +311,21 @@ def choose_teacher(curves: Dict[int, Dict[int, float]],
     described = '; '.join(
         f'seed {seed}: {v:.4f} at iteration {i}'
         for seed, (i, v) in runs.items())
-    if spread > tolerance:
+    if spread > tolerance and not accept_disagreement:
         raise ProtocolError(
             f'the teacher runs disagree: best validation mean Dice '
             f'{described}; {spread:.4f} apart, more than '
             f'--teacher-tolerance {tolerance:g}. The endpoint is not stable '
             'enough to distil from: lengthen or change the teacher '
-            'schedule and rerun.')
+            'schedule and rerun, or continue from this teacher with '
+            '--accept-teacher-disagreement (the report then says so).')
     return dict(
         seed=first,
         iter=runs[first][0],
         value=runs[first][1],
         runs=runs,
-        spread=spread)
+        spread=spread,
+        agreed=spread <= tolerance)
 
 
 def check_gate(teacher: float, student: float, margin: float) -> float:
@@ -780,10 +791,65 @@ def recorded_selection(
     return {f: select_setting(g, scores[f]) for f, g in GRIDS.items()}
 
 
+def _reads_teacher(step: Step) -> bool:
+    """Whether a step reads the teacher's checkpoint: a cache, a KD
+    student's training, the teacher's test."""
+    if step.stage == '3 caches':
+        return True
+    if step.name.startswith('teacher/'):
+        return step.stage == '7 tests'
+    return step.stage != '7 tests' and not step.name.startswith(
+        'runs/student/')
+
+
+def steps_left(steps: Sequence[Step], done: Sequence[bool],
+               work: str) -> Tuple[List[Step], List[Step]]:
+    """What a run from ``work`` does: ``(left, again)``.
+
+    ``left``: the steps not recorded (a cache only if a KD student is
+    left to train). ``again``: the recorded runs trained again here for
+    their files, as :class:`Experiment` does: a run left to test whose
+    record is not in ``work``, and the teacher when a step left reads its
+    checkpoint and its record is not in ``work``.
+    """
+    def here(name: str) -> bool:
+        return osp.isfile(osp.join(work, name, RECORD))
+
+    training = {
+        s.name: s
+        for s in steps if s.stage not in ('3 caches', '7 tests')
+    }
+    recorded = {
+        s.name
+        for s, d in zip(steps, done)
+        if d and s.stage not in ('3 caches', '7 tests')
+    }
+    left = [s for s, d in zip(steps, done) if not d]
+    again: List[Step] = []
+    for step in left:
+        if (step.stage == '7 tests' and step.name in recorded and
+                not here(step.name) and training[step.name] not in again):
+            again.append(training[step.name])
+    teacher = next(s for s in steps if s.stage == '1 teacher')
+    if (teacher.name in recorded and not here(teacher.name)
+            and teacher not in again
+            and any(_reads_teacher(s) for s in left + again
+                    if s.stage != '3 caches')):
+        again.insert(0, teacher)
+    again.sort(key=list(steps).index)
+    kd = any(
+        _reads_teacher(s) for s in left + again
+        if s.stage not in ('3 caches', '7 tests', '1 teacher'))
+    left = [s for s in left if s.stage != '3 caches' or kd]
+    return left, again
+
+
 def format_plan(steps: Sequence[Step], budget: float,
-                done: Optional[Sequence[bool]] = None) -> str:
+                done: Optional[Sequence[bool]] = None,
+                work: Optional[str] = None) -> str:
     """The plan as text: minutes per stage, the total and the budget; with
-    ``done`` (:func:`steps_done`), the steps and minutes left."""
+    ``done`` (:func:`steps_done`) and ``work``, what is left to run there
+    (:func:`steps_left`)."""
     stages: Dict[str, List[Step]] = {}
     for step in steps:
         stages.setdefault(step.stage, []).append(step)
@@ -799,12 +865,17 @@ def format_plan(steps: Sequence[Step], budget: float,
         lines.append(f'  WARNING: over the budget by {total - budget:.0f} '
                      'min; reduce --iters / --teacher-iters')
     if done is not None and any(done):
-        left = [s for s, d in zip(steps, done) if not d]
+        left, again = steps_left(steps, done, work or '')
         minutes = sum(s.minutes for s in left)
-        lines.append(f'  recorded: {len(steps) - len(left)} of {len(steps)}'
-                     f' steps; left: {len(left)} step(s), {minutes:.0f} min '
-                     '(plus a teacher run again if its checkpoint is not '
-                     'in the work dir)')
+        lines.append(f'  recorded: {sum(map(bool, done))} of {len(steps)}'
+                     f' steps; left: {len(left)} step(s), {minutes:.0f} min')
+        if again:
+            more = sum(s.minutes for s in again)
+            names = ', '.join(s.name for s in again)
+            lines.append(
+                f'  trained again here for their files (recorded, not in '
+                f'this work dir): {len(again)} run(s), {more:.0f} min '
+                f'({names}); in all {minutes + more:.0f} min')
     return '\n'.join(lines)
 
 
@@ -1233,7 +1304,9 @@ class Experiment:
                                            run_dir)
             curves[seed] = {int(i): v for i, v in records[seed]['val']
                             .items()}
-        choice = choose_teacher(curves, args.teacher_tolerance)
+        choice = choose_teacher(
+            curves, args.teacher_tolerance,
+            getattr(args, 'accept_teacher_disagreement', False))
         run_dir = self.run_dir(Run('teacher', (), choice['seed']),
                                teacher=True)
         choice['ckpt'] = best_checkpoint_file(run_dir, choice['iter'])
@@ -1519,9 +1592,19 @@ def write_report(args: argparse.Namespace, work: str,
     for seed, (it, value) in teacher['runs'].items():
         lines.append(f'- seed {seed}: {value:.4f} at iteration {it}; '
                      f'{teacher["last"][seed]:.4f} at the last')
+    agreement = (
+        f'Spread {teacher["spread"]:.4f} (tolerance '
+        f'{args.teacher_tolerance:g})')
+    if not teacher.get('agreed', True):
+        agreement = (
+            f'**The agreement check failed**: spread '
+            f'{teacher["spread"]:.4f}, more than the tolerance '
+            f'{args.teacher_tolerance:g}; the run continued from the '
+            'teacher fixed before it (--accept-teacher-disagreement), so '
+            'every student figure below holds for this one teacher run, '
+            'not for the teacher recipe')
     lines += [
-        '', f'Spread {teacher["spread"]:.4f} (tolerance '
-        f'{args.teacher_tolerance:g}); chosen: seed {teacher["seed"]}, '
+        '', f'{agreement}; chosen: seed {teacher["seed"]}, '
         f'iteration {teacher["iter"]}. Gate: teacher {teacher["value"]:.4f}'
         f' vs plain student (seed 0) {teacher["student_val"]:.4f}, lead '
         f'{teacher["lead"]:+.4f} (required {args.gate_margin:g}).', '',
@@ -1674,6 +1757,8 @@ def results_summary(args: argparse.Namespace, test_sets: Sequence[str],
                 for s, (i, v) in teacher['runs'].items()
             },
             spread=teacher['spread'],
+            agreed=teacher.get('agreed', True),
+            tolerance=args.teacher_tolerance,
             lead=teacher['lead'],
             student_val=teacher['student_val'],
             minutes={str(s): m
@@ -1790,6 +1875,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=0.02,
         help='largest spread of the teacher runs\' best validation mDice')
     parser.add_argument(
+        '--accept-teacher-disagreement',
+        action='store_true',
+        help='continue from the teacher (the first of --teacher-seeds) when '
+        'the teacher runs are further apart than --teacher-tolerance: a '
+        'deviation from the protocol, which the report and results.json '
+        'state (agreed: false); without it the tool stops there')
+    parser.add_argument(
         '--gate-margin',
         type=float,
         default=0.05,
@@ -1848,7 +1940,7 @@ def main(argv: Optional[Sequence[str]] = None,
     steps = plan_steps(args, num_val, num_test,
                        recorded_selection(work, ledger))
     done = steps_done(steps, work, ledger)
-    print(format_plan(steps, args.budget_minutes, done), flush=True)
+    print(format_plan(steps, args.budget_minutes, done, work), flush=True)
     if args.dry_run:
         return 0
     try:
