@@ -709,3 +709,18 @@ def test_what_another_machine_added_to_the_ledger_is_kept(tmp_path):
     tool._write_json(ledger_file, dict(local, weights='xyz'))
     with pytest.raises(tool.ProtocolError, match='abc and xyz'):
         experiment.record(run_dir)
+
+
+def test_the_machine_is_told_apart_by_family_model_and_isa(tmp_path):
+    info = tmp_path / 'cpuinfo'
+    info.write_text('processor\t: 0\nvendor_id\t: AuthenticAMD\n'
+                    'cpu family\t: 25\nmodel\t\t: 17\n'
+                    'model name\t: AMD EPYC\n'
+                    'flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n\n'
+                    'processor\t: 1\nmodel name\t: other\n')
+    text = tool.machine_description(str(info))
+    assert f'{os.cpu_count()} cores of an "AMD EPYC" CPU (family 25, ' \
+        'model 17, AVX-512), torch ' in text
+    info.write_text('model name\t: AMD EPYC\nflags\t\t: sse2 avx2\n')
+    assert '"AMD EPYC" CPU (AVX2), torch' in tool.machine_description(
+        str(info))

@@ -1709,21 +1709,38 @@ def grid_summary(scores: Scores, selected: Dict[str, Setting]) -> dict:
                   for f, s in selected.items()})
 
 
-def machine_description() -> str:
-    """``'2 cores of an "AMD EPYC" CPU, torch 2.14.1'``: where it ran."""
+def machine_description(cpuinfo: str = '/proc/cpuinfo') -> str:
+    """``'2 cores of an "AMD EPYC" CPU (family 25, model 1, AVX2), torch
+    2.14.1'``: where it ran. Family, model and the widest vector ISA tell
+    apart CPUs that share a model name (a cloud VM's "AMD EPYC" may be
+    one generation or another)."""
     import platform
 
     import torch
     model = platform.processor() or platform.machine()
+    fields: Dict[str, str] = {}
     try:
-        with open('/proc/cpuinfo') as f:
+        with open(cpuinfo) as f:
             for line in f:
-                if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(':')
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return (f'{os.cpu_count()} cores of an "{model}" CPU, torch '
+    model = fields.get('model name', model)
+    details = []
+    if 'cpu family' in fields and 'model' in fields:
+        details.append(f'family {fields["cpu family"]}, model '
+                       f'{fields["model"]}')
+    flags = set(fields.get('flags', '').split())
+    isa = next((name for flag, name in (('avx512f', 'AVX-512'),
+                                        ('avx2', 'AVX2')) if flag in flags),
+               None)
+    if isa:
+        details.append(isa)
+    where = f' ({", ".join(details)})' if details else ''
+    return (f'{os.cpu_count()} cores of an "{model}" CPU{where}, torch '
             f'{torch.__version__.split("+")[0]}')
 
 
