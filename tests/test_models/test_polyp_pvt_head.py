@@ -41,10 +41,11 @@ def test_outputs_match_authors_code(arch):
         p1, p2 = model.eval()(image, mode='tensor')
     # The README's level: 0 on the machine that wrote the file (regenerate
     # it with tests/data/make_polyp_pvt_fingerprint.py), float32 rounding
-    # of other CPUs / BLAS builds (up to 7e-6) elsewhere; a LayerNorm eps of
-    # 1e-5 instead of 1e-6 already moves the outputs by up to 2e-5.
-    torch.testing.assert_close(p1, expected['p1'], atol=1e-5, rtol=0)
-    torch.testing.assert_close(p2, expected['p2'], atol=1e-5, rtol=0)
+    # of other CPUs / BLAS builds (up to 7e-6; 1.08e-5 on an AVX2-only AMD
+    # EPYC) elsewhere; a LayerNorm eps of 1e-5 instead of 1e-6 already
+    # moves the outputs by up to 2e-5.
+    torch.testing.assert_close(p1, expected['p1'], atol=1.5e-5, rtol=0)
+    torch.testing.assert_close(p2, expected['p2'], atol=1.5e-5, rtol=0)
     assert p1.abs().max() > 0.1  # the check is not vacuous
 
 

@@ -48,7 +48,10 @@ def run_tool(monkeypatch, tool: str, *args) -> int:
     try:
         runpy.run_path(osp.join(ROOT, tool), run_name='__main__')
     except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 1
+        if isinstance(exit_.code, int) or exit_.code is None:
+            return exit_.code or 0
+        print(exit_.code, file=sys.stderr)  # as the interpreter would
+        return 1
     return 0
 
 
@@ -138,7 +141,9 @@ def test_deploy_model_is_mmseg_inference(model_fn, images_dir):
     else:
         expected = seg_logits.softmax(dim=1)[:, 1:2]
     assert prob.shape == (2, 1, SIZE, SIZE)
-    torch.testing.assert_close(prob, expected, rtol=0, atol=1e-6)
+    # 0 to 1e-6 on an AVX-512 CPU; up to 1e-4 (9.9e-5) on an AVX2-only
+    # one (AMD EPYC family 25 model 1), whose kernels round differently
+    torch.testing.assert_close(prob, expected, rtol=0, atol=3e-4)
     masks = torch.stack([r.pred_sem_seg.data for r in results])
     assert torch.equal((prob > spec.threshold).long(), masks.long())
 
