@@ -724,3 +724,61 @@ def test_the_machine_is_told_apart_by_family_model_and_isa(tmp_path):
     info.write_text('model name\t: AMD EPYC\nflags\t\t: sse2 avx2\n')
     assert '"AMD EPYC" CPU (AVX2), torch' in tool.machine_description(
         str(info))
+
+
+def test_a_rerun_from_scratch_is_compared_figure_by_figure(
+        tmp_path, capsys):
+    assert tool.main(_ledger_argv(tmp_path, 'machine1'), FakeRunner()) == 0
+    # another machine, a fresh work dir: the protocol is all in the
+    # ledger; the rerun trains its runs again under rerun/, from the
+    # teacher trained again here (checked against the ledger)
+    second = FakeRunner()
+    argv = _ledger_argv(tmp_path, 'machine2', '--rerun',
+                        'runs/KDAS/a0.5_T4/seed*', 'runs/student/*/seed1',
+                        'teacher/seed0')
+    capsys.readouterr()
+    assert tool.main(argv, second) == 0
+    trained = _trained(second.calls, tmp_path)
+    assert trained == [  # the teachers first, then seed by seed
+        'machine2/rerun/teacher/seed0',
+        'machine2/teacher/seed0',  # for its checkpoint: a reproduction
+        'machine2/rerun/runs/KDAS/a0.5_T4/seed0',
+        'machine2/rerun/runs/student/default/seed1',
+        'machine2/rerun/runs/KDAS/a0.5_T4/seed1',
+        'machine2/rerun/runs/KDAS/a0.5_T4/seed2',
+    ]
+    tested = [osp.relpath(c[-1], tmp_path) for c in second.calls
+              if c[1] == 'tools/test.py']
+    assert 'machine2/rerun/teacher/seed0/test' in tested
+    assert len(tested) == 5
+    out = capsys.readouterr().out
+    assert '| runs/KDAS/a0.5_T4/seed2 | the same bits | 0.7350, 0.7350 | ' \
+        '12 | 0 | 0 |' in out
+    assert '5 of 5 rerun(s) ended with the first run\'s weights; the ' \
+        'largest difference of any figure is 0.' in out
+    rows = json.loads((tmp_path / 'machine2' / 'rerun.json').read_text())
+    teacher = rows['runs'][0]
+    assert teacher['run'] == 'teacher/seed0'
+    assert teacher['figures']['val@4'] == [0.78, 0.78, 0.0]
+    assert teacher['figures']['Kvasir/mDice'] == [0.80, 0.80, 0.0]
+    assert (tmp_path / 'ledger' / 'rerun' / 'runs' / 'KDAS' / 'a0.5_T4' /
+            'seed1' / 'record.json').is_file()
+    # finished reruns are skipped, on any machine
+    third = FakeRunner()
+    assert tool.main(_ledger_argv(tmp_path, 'machine3', '--rerun',
+                                  'runs/student/*/seed1'), third) == 0
+    assert third.calls == []
+
+    # a rerun that ends with other bits is reported with its differences
+    other = FakeRunner(machine=1e-6)
+    one = tool.Experiment(tool.parse_args(_argv(tmp_path)), ['Kvasir'],
+                          other)
+    assert tool.main(_argv(tmp_path), FakeRunner()) == 0
+    one()
+    one.runner = other
+    report = one.rerun(['runs/student/default/seed2'])
+    assert '| runs/student/default/seed2 | different |' in report
+    assert '0 of 1 rerun(s)' in report
+    # a pattern that matches no run is refused, naming examples
+    with pytest.raises(tool.ProtocolError, match='no run of the protocol'):
+        one.rerun(['runs/KDAS/a9*'])

@@ -8,7 +8,7 @@
         [--teacher-val-interval 600] [--val-interval 400]
         [--teacher-tolerance 0.02] [--accept-teacher-disagreement]
         [--gate-margin 0.05] [--no-teacher-cache] [--budget-minutes 480]
-        [--threads 2] [--ledger DIR]
+        [--threads 2] [--ledger DIR] [--rerun FOLDER [FOLDER ...]]
 
 Everything trains from scratch (no pretrained weights are reachable
 offline) on ``DATA_ROOT`` in the PraNet layout, on the training images
@@ -76,9 +76,14 @@ the results): a step recorded there is skipped on any machine, so a run
 spans machines whose work dirs do not survive. A step whose files a later
 step needs is trained again and must reproduce the ledger's weights
 (:class:`Experiment`).
+
+``--rerun FOLDER ...`` then trains runs of the finished protocol again from
+scratch under ``rerun/`` and compares every figure with their first run
+(``rerun.md``, :meth:`Experiment.rerun`).
 """
 import argparse
 import copy
+import fnmatch
 import functools
 import hashlib
 import json
@@ -1447,7 +1452,149 @@ class Experiment:
                                        ckpt)
         report = write_report(args, self.work, self.test_sets, teacher,
                               teacher_record, scores, selected, results)
+        self.protocol_runs = {
+            f'teacher/seed{s}': Run('teacher', (), s)
+            for s in args.teacher_seeds
+        }
+        self.protocol_runs.update({
+            f'runs/{run.key}': run
+            for run in [Run('student')] + grid + [
+                r._replace(seed=s) for r in methods.values()
+                for s in args.seeds
+            ]
+        })
         return report
+
+    def rerun(self, patterns: Sequence[str]) -> str:
+        """Train runs of the finished protocol again from scratch and
+        compare every figure with their first run's.
+
+        Each run whose folder (``teacher/seed0``, ``runs/KDAS/a0.3_T4/
+        seed1``, ...) matches one of ``patterns`` (:func:`fnmatch.fnmatch`)
+        is trained again under ``rerun/<folder>`` with the same command and
+        config (a KD run from this work dir's teacher and caches, which
+        :meth:`teacher_ckpt` has checked against the ledger), tested as
+        the protocol tests it when its first run was, and recorded like any
+        run (in the ledger too, under ``rerun/``: finished reruns are
+        skipped on any machine). A rerun that differs is reported, not
+        refused: it feeds no other step.
+
+        Returns:
+            str: ``rerun.md``: per run, whether the weights are the same
+            bits, and the largest difference of any validation or test
+            figure; ``rerun.json`` holds the same as data.
+        """
+        keys = sorted(  # the teachers first, then seed by seed
+            (k for k in self.protocol_runs
+             if any(fnmatch.fnmatch(k, p) for p in patterns)),
+            key=lambda k: (self.protocol_runs[k].family != 'teacher',
+                           self.protocol_runs[k].seed))
+        if not keys:
+            raise ProtocolError(
+                f'--rerun {" ".join(patterns)}: no run of the protocol '
+                'matches (its runs are e.g. teacher/seed0, '
+                'runs/student/default/seed1, runs/KDAS/a0.3_T4/seed2)')
+        rows = []
+        for key in keys:
+            run = self.protocol_runs[key]
+            first = self.record(osp.join(self.work, key))
+            rerun_dir = osp.join(self.work, 'rerun', key)
+            if run.family == 'teacher':
+                name, cfg = 'teacher', self.teacher_config(run.seed)
+            else:
+                name, cfg = run.family, self.student_config(run)
+            record = self.record(rerun_dir)
+            if record is None:
+                record = self.train(name, cfg, rerun_dir)
+            if 'test' in first and 'test' not in record:
+                if not self.trained_here(rerun_dir):  # only the ledger's
+                    record = self.reproduce(name, cfg, rerun_dir, record)
+                record = self.test(rerun_dir, record,
+                                   *self._tested_files(run, rerun_dir,
+                                                       record))
+            rows.append(compare_records(key, first, record))
+        _write_json(osp.join(self.work, 'rerun.json'), dict(runs=rows))
+        report = format_rerun(rows)
+        atomic_write_text(osp.join(self.work, 'rerun.md'), report)
+        return report
+
+    def _tested_files(self, run: Run, run_dir: str,
+                      record: dict) -> Tuple[str, str]:
+        """The config and checkpoint the protocol tests for a run."""
+        if run.family == 'teacher':
+            curve = {int(i): v for i, v in record['val'].items()}
+            return (osp.join(run_dir, 'teacher.py'),
+                    teacher_checkpoint(run_dir,
+                                       best_checkpoint(curve)[0],
+                                       record['iters']))
+        if record['distilled']:  # what ships
+            return (osp.join(run_dir, 'student_config.py'),
+                    osp.join(run_dir, f'iter_{record["iters"]}_student.pth'))
+        return (osp.join(run_dir, f'{run.family}.py'),
+                osp.join(run_dir, f'iter_{record["iters"]}.pth'))
+
+
+def compare_records(key: str, first: dict, again: dict) -> dict:
+    """A run's first record against its rerun's: the same weights (bits)
+    or not, and every validation and test figure of both with its
+    difference.
+
+    Args:
+        key: The run's folder.
+        first: The first run's record.
+        again: The rerun's record.
+
+    Returns:
+        dict: ``run``, ``same_weights``, ``figures`` (``{name: [first,
+        rerun, rerun - first]}``; validation at every interval as
+        ``val@<iteration>``, test metrics as ``<set>/<measure>``) and
+        ``max_abs_diff`` over them; ``machines`` of both.
+    """
+    figures = {}
+    for it, value in first.get('val', {}).items():
+        if it in again.get('val', {}):
+            figures[f'val@{it}'] = value, again['val'][it]
+    for name, value in first.get('test', {}).items():
+        if name in again.get('test', {}):
+            figures[name] = value, again['test'][name]
+    figures = {k: [a, b, b - a] for k, (a, b) in figures.items()}
+    return dict(
+        run=key,
+        same_weights=first.get('weights') == again.get('weights'),
+        figures=figures,
+        max_abs_diff=max((abs(d) for _, _, d in figures.values()),
+                         default=float('nan')),
+        machines=[first.get('machine'), again.get('machine')])
+
+
+def format_rerun(rows: Sequence[dict]) -> str:
+    """``rerun.md``: one line per rerun run (every figure is in
+    ``rerun.json``)."""
+    lines = [
+        '| run | weights | validation mean Dice (last): first, rerun | '
+        'test figures | largest difference: test | any figure |',
+        '|---|---|---|---|---|---|'
+    ]
+    for row in rows:
+        figures = row['figures']
+        val = max((k for k in figures if k.startswith('val@')),
+                  key=lambda k: int(k[4:]), default=None)
+        test = [d for k, (_, _, d) in figures.items()
+                if not k.startswith('val@')]
+        lines.append(
+            f'| {row["run"]} | '
+            f'{"the same bits" if row["same_weights"] else "different"} | '
+            + (f'{figures[val][0]:.4f}, {figures[val][1]:.4f}'
+               if val else '-') + f' | {len(test)} | ' +
+            (f'{max(map(abs, test)):.2g}' if test else '-') +
+            f' | {row["max_abs_diff"]:.2g} |')
+    same = sum(r['same_weights'] for r in rows)
+    worst = max(r['max_abs_diff'] for r in rows)
+    lines += [
+        '', f'{same} of {len(rows)} rerun(s) ended with the first run\'s '
+        f'weights; the largest difference of any figure is {worst:.2g}.'
+    ]
+    return '\n'.join(lines) + '\n'
 
 
 def _attempts(record: dict) -> str:
@@ -1921,6 +2068,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='a folder (e.g. committed with the results) that keeps every '
         'record: its finished steps are skipped on any machine, and a run '
         'whose files are needed again is retrained and checked against it')
+    parser.add_argument(
+        '--rerun',
+        nargs='+',
+        metavar='FOLDER',
+        help='after the protocol, train these of its runs again from '
+        'scratch (folders of the work dir, patterns allowed: teacher/seed0, '
+        '"runs/*/*/seed2") under WORK_DIR/rerun/, test them as the protocol '
+        'does, and compare every figure with the first run (rerun.md)')
     args = parser.parse_args(argv)
     for key in ('teacher_iters', 'iters', 'val_interval',
                 'teacher_val_interval', 'size', 'batch_size'):
@@ -1960,16 +2115,20 @@ def main(argv: Optional[Sequence[str]] = None,
     print(format_plan(steps, args.budget_minutes, done, work), flush=True)
     if args.dry_run:
         return 0
-    try:
-        report = Experiment(args, test_sets,
+    experiment = Experiment(args, test_sets,
                             functools.partial(runner, threads=args.threads)
-                            if runner is run else runner)()
+                            if runner is run else runner)
+    try:
+        report = experiment()
+        print(report)
+        print(f'wrote {osp.join(args.work_dir, "results.md")} and '
+              'results_<test set>.png')
+        if args.rerun:
+            print(experiment.rerun(args.rerun))
+            print(f'wrote {osp.join(args.work_dir, "rerun.md")}')
     except ProtocolError as err:
         print(f'polyp_experiment: stopped: {err}', file=sys.stderr)
         return 2
-    print(report)
-    print(f'wrote {osp.join(args.work_dir, "results.md")} and '
-          'results_<test set>.png')
     return 0
 
 
