@@ -92,6 +92,7 @@ def test_the_cards_hold_the_results(finished, capsys):
     main = (root / 'README.md').read_text()
     report = (work / 'results.md').read_text().rstrip('\n')
     assert report in main
+    assert 'again from scratch' not in main  # no rerun made
     assert '](docs/polyp_experiment/results_ETIS.png)' in main
     # the text around the blocks is kept
     assert main.endswith(open(os.path.join(ROOT, 'README.md')).read().split(
@@ -105,6 +106,21 @@ def test_the_cards_hold_the_results(finished, capsys):
     err = capsys.readouterr().err
     assert 'configs/kd_baselines/metafile.yaml' in err
     assert 'configs/kdas/metafile.yaml' not in err
+
+
+def test_a_rerun_is_copied_and_shown(tmp_path):
+    argv = _argv(tmp_path, '--rerun', 'runs/student/*/seed1')
+    assert experiment.main(argv, FakeRunner()) == 0
+    root = _fake_repo(tmp_path)
+    assert cards.main([str(tmp_path / 'work'), '--root', str(root)]) == 0
+    rerun = (tmp_path / 'work' / 'rerun.md').read_text()
+    assert (root / cards.DOCS / 'rerun.md').read_text() == rerun
+    assert (root / cards.DOCS / 'rerun.json').is_file()
+    assert '| runs/student/default/seed1 | the same bits |' in rerun
+    main = (root / 'README.md').read_text()
+    assert 'Runs of it trained again from scratch (`--rerun`)' in main
+    assert rerun.rstrip('\n') in main
+    assert cards.main(['--check', '--root', str(root)]) == 0
 
 
 def test_a_failed_agreement_check_is_stated_on_the_cards(tmp_path):

@@ -4,7 +4,9 @@
 
 ``WORK_DIR`` is a finished ``tools/analysis_tools/polyp_experiment.py``
 work dir: its ``results.json``, ``results.md`` and ``results_<set>.png``
-are copied into ``docs/polyp_experiment/`` (what is committed). The cards
+are copied into ``docs/polyp_experiment/`` (what is committed), and
+``rerun.md`` and ``rerun.json`` where a rerun from scratch was made
+(``polyp_experiment.py --rerun``). The cards
 are then written from ``docs/polyp_experiment/results.json`` alone:
 
 - ``configs/kdas/metafile.yaml`` and ``configs/kd_baselines/metafile.yaml``
@@ -18,8 +20,8 @@ are then written from ``docs/polyp_experiment/results.json`` alone:
   ``configs/kdas/README.md`` and ``configs/kd_baselines/README.md``:
   teacher, student baseline and the folder's distilled students side by
   side, per test set;
-- the block between the markers of ``README.md``: ``results.md`` and the
-  plots.
+- the block between the markers of ``README.md``: ``results.md``, the
+  plots and ``rerun.md``.
 
 Without results (nothing committed yet) every block says so and no model
 has ``Results``. ``--check`` writes nothing and exits with status 1,
@@ -48,6 +50,7 @@ BEGIN = ('<!-- model_cards: begin (written by '
          'tools/analysis_tools/model_cards.py from '
          'docs/polyp_experiment/results.json; do not edit) -->')
 END = '<!-- model_cards: end -->'
+RERUN = ('rerun.md', 'rerun.json')
 PENDING = ('That run has not been made yet: no figure of it is here.')
 TRAINING_DATA = ('PraNet train-minus-val (1,300 images; '
                  'mmseg_kdas/datasets/splits/pranet_val.txt held out)')
@@ -378,6 +381,15 @@ def render_main_block(root: str, results: Optional[dict]) -> str:
     for ts in results['test_sets']:
         lines.append(f'![{ts} mean Dice per method, every seed, and the '
                      f'validation curves]({DOCS}/results_{ts}.png)')
+    rerun = osp.join(root, DOCS, 'rerun.md')
+    if osp.isfile(rerun):
+        with open(rerun) as f:
+            lines += [
+                '', 'Runs of it trained again from scratch (`--rerun`), '
+                'every figure against the first run\'s (`rerun.md`; '
+                '`rerun.json` has each figure):', '',
+                f.read().rstrip('\n')
+            ]
     return '\n'.join(lines)
 
 
@@ -405,6 +417,8 @@ def copy_results(work_dir: str, root: str) -> None:
     for name in names:
         if not osp.isfile(osp.join(work_dir, name)):
             raise FileNotFoundError(f'{osp.join(work_dir, name)} not found')
+    # a rerun from scratch (polyp_experiment.py --rerun), when made
+    names += [n for n in RERUN if osp.isfile(osp.join(work_dir, n))]
     for name in names:
         with open(osp.join(work_dir, name), 'rb') as src_file, \
                 atomic_write(osp.join(root, DOCS, name)) as dst_file:
