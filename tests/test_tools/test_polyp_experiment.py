@@ -99,6 +99,9 @@ def test_summarize_by_hand():
         1: 0.01,
         2: 0.08
     })
+    # differences 0.06, 0.01, 0.08: mean 0.05, sample std
+    # sqrt((0.01² + 0.04² + 0.03²) / 2) = 0.036056, t = 0.05 / (std / √3)
+    assert stats['paired_t']['KDAS'] == pytest.approx(2.40192, abs=1e-5)
     # (0.67 - 0.62) / (0.82 - 0.62)
     assert stats['gap_closed']['KDAS'] == pytest.approx(0.25)
     assert 'student' not in stats['paired']
@@ -111,6 +114,15 @@ def test_one_seed_has_zero_std_and_no_student_no_pairs():
                            'Kvasir/mDice')
     assert stats['std']['KDAS'] == 0
     assert stats['paired'] == {} and stats['gap_closed'] == {}
+    assert stats['paired_t'] == {}
+
+
+def test_paired_t_by_hand():
+    # differences 0.02, 0.04: mean 0.03, std 0.014142, t = 0.03 / 0.01 = 3
+    assert tool.paired_t([0.02, 0.04]) == pytest.approx(3.0)
+    assert tool.paired_t([-0.02, -0.04]) == pytest.approx(-3.0)
+    assert tool.paired_t([0.05]) is None  # one seed
+    assert tool.paired_t([0.03, 0.03, 0.03]) is None  # no spread
 
 
 def test_final_methods_hold_the_ablation_and_tuned_only_if_different():
@@ -404,6 +416,9 @@ class FakeRunner:
             f'{ts}/{m}': value
             for ts, value in dice.items() for m in tool.MEASURES
         }
+        # what tools/test.py logs beside them: seconds, other every time
+        metrics.update(time=0.1 + 0.01 * len(self.calls),
+                       data_time=0.001 * len(self.calls))
         out = osp.join(test_dir, '20260101_000001')
         os.makedirs(out, exist_ok=True)
         with open(osp.join(out, '20260101_000001.json'), 'w') as f:
@@ -485,8 +500,8 @@ def test_the_protocol_end_to_end_and_rerun_skips_everything(tmp_path,
     kvasir = report[report.index('| model | seeds | Kvasir mDice'):]
     assert 'not at least 0.01 ahead' in etis and 'gap closed' not in etis
     assert 'not at least 0.01 ahead' not in kvasir
-    assert '| KDAS (tuned) | +0.0350, +0.0350, +0.0350 | +0.0350 | 23.5% |' \
-        in kvasir
+    assert '| KDAS (tuned) | +0.0350, +0.0350, +0.0350 | +0.0350 | - | ' \
+        '23.5% |' in kvasir  # equal differences: no t
     assert '**weight = 500**' in report and '| AT | weight = 2500 | ' \
         'diverged |' in report
     assert (work / 'results_Kvasir.png').is_file()
@@ -726,6 +741,12 @@ def test_the_machine_is_told_apart_by_family_model_and_isa(tmp_path):
         str(info))
 
 
+def test_results_name_the_machines_the_runs_trained_on():
+    records = [dict(machine='A'), dict(machine='B'), dict(machine='B'), {}]
+    assert tool.trained_on(records) == (
+        'B (2 runs); A (1 run); a machine not recorded (1 run)')
+
+
 def test_a_rerun_from_scratch_is_compared_figure_by_figure(
         tmp_path, capsys):
     assert tool.main(_ledger_argv(tmp_path, 'machine1'), FakeRunner()) == 0
@@ -763,11 +784,19 @@ def test_a_rerun_from_scratch_is_compared_figure_by_figure(
     assert teacher['figures']['Kvasir/mDice'] == [0.80, 0.80, 0.0]
     assert (tmp_path / 'ledger' / 'rerun' / 'runs' / 'KDAS' / 'a0.5_T4' /
             'seed1' / 'record.json').is_file()
-    # finished reruns are skipped, on any machine
+    # the test's timings are not figures of the model: not compared
+    assert not any(name.endswith('time') for row in rows['runs']
+                   for name in row['figures'])
+    # finished reruns are skipped, on any machine: a fresh work dir trains
+    # nothing, not even the teacher the KD runs' configs name
     third = FakeRunner()
     assert tool.main(_ledger_argv(tmp_path, 'machine3', '--rerun',
-                                  'runs/student/*/seed1'), third) == 0
+                                  'runs/KDAS/a0.5_T4/seed*',
+                                  'runs/student/*/seed1', 'teacher/seed0'),
+                     third) == 0
     assert third.calls == []
+    assert (tmp_path / 'machine3' / 'rerun.md').read_text() == (
+        tmp_path / 'machine2' / 'rerun.md').read_text()
 
     # a rerun that ends with other bits is reported with its differences
     other = FakeRunner(machine=1e-6)

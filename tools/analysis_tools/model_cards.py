@@ -328,8 +328,8 @@ def render_readme_block(folder: str, results: Optional[dict]) -> str:
     t = results['teacher']
     p = results['protocol']
     lines = [
-        f'Measured {results["date"]} on {results["machine"]}, with '
-        f'`polyp_experiment.py` ({p["size"]}x{p["size"]}, batch '
+        f'Written {results["date"]} by `polyp_experiment.py` from runs '
+        f'trained on {results["machine"]} ({p["size"]}x{p["size"]}, batch '
         f'{p["batch_size"]}, students {p["iters"]} iterations, seeds '
         f'{p["seeds"]}; teacher: seed {t["seed"]}, iteration {t["iter"]} of '
         f'{p["teacher_iters"]}, PraNet-val mDice {t["value"]:.4f} against '
@@ -375,7 +375,7 @@ def render_main_block(root: str, results: Optional[dict]) -> str:
         report = f.read().rstrip('\n')
     lines = [
         f'Results on the shared data, as `results.md` has them '
-        f'(`{DOCS}/`); measured {results["date"]} on '
+        f'(`{DOCS}/`), written {results["date"]}; its runs trained on '
         f'{results["machine"]}:', '', report, ''
     ]
     for ts in results['test_sets']:

@@ -61,11 +61,11 @@ printed first (``--dry-run``: only that). Writes to the work dir
 ``runs/<method>/<setting>/seed<n>/`` (config, checkpoints, logs,
 ``record.json``), ``teacher_cache/``, ``selection.json``, ``results.md``
 (teachers, gate, grids, then per test set: mean +- std over seeds, per-seed
-paired differences to the plain student and the share of the teacher's lead
-closed, where the teacher leads), ``results.json`` (the same figures as
-data; ``tools/analysis_tools/model_cards.py`` writes the configs' READMEs
-and metafiles from it) and ``results_<test set>.png``. An
-interrupted run resumes from its last checkpoint (the reported training
+paired differences to the plain student with their paired t, and the share
+of the teacher's lead closed, where the teacher leads), ``results.json``
+(the same figures as data; ``tools/analysis_tools/model_cards.py`` writes
+the configs' READMEs and metafiles from it) and ``results_<test set>.png``.
+An interrupted run resumes from its last checkpoint (the reported training
 time adds up every attempt). Subprocesses run this checkout's code
 (``PYTHONPATH``), whatever is installed, on pinned CPU code paths and
 ``--threads`` threads (:func:`reproducible_env`), so that a run trained
@@ -82,6 +82,7 @@ scratch under ``rerun/`` and compares every figure with their first run
 (``rerun.md``, :meth:`Experiment.rerun`).
 """
 import argparse
+import collections
 import copy
 import fnmatch
 import functools
@@ -121,6 +122,9 @@ FAMILIES = {
     'AT': f'configs/kd_baselines/at_{_PAIR}',
 }
 MEASURES = ['mDice', 'mIoU', 'wFm', 'Sm', 'mEm', 'MAE']
+#: What ``tools/test.py`` logs beside the metrics: seconds, not figures of
+#: the model (a rerun compares the metrics only)
+TIMINGS = frozenset({'time', 'data_time'})
 RATES = (0.75, 1.0, 1.25)
 VAL_SET = 'PraNet-val'
 VAL_KEY = f'{VAL_SET}/mDice'
@@ -1499,16 +1503,16 @@ class Experiment:
             run = self.protocol_runs[key]
             first = self.record(osp.join(self.work, key))
             rerun_dir = osp.join(self.work, 'rerun', key)
-            if run.family == 'teacher':
-                name, cfg = 'teacher', self.teacher_config(run.seed)
-            else:
-                name, cfg = run.family, self.student_config(run)
+            name = run.family
             record = self.record(rerun_dir)
+            # the config only when something trains: a KD run's needs the
+            # teacher's checkpoint, which a fresh work dir trains again
             if record is None:
-                record = self.train(name, cfg, rerun_dir)
+                record = self.train(name, self._rerun_config(run), rerun_dir)
             if 'test' in first and 'test' not in record:
                 if not self.trained_here(rerun_dir):  # only the ledger's
-                    record = self.reproduce(name, cfg, rerun_dir, record)
+                    record = self.reproduce(name, self._rerun_config(run),
+                                            rerun_dir, record)
                 record = self.test(rerun_dir, record,
                                    *self._tested_files(run, rerun_dir,
                                                        record))
@@ -1517,6 +1521,12 @@ class Experiment:
         report = format_rerun(rows)
         atomic_write_text(osp.join(self.work, 'rerun.md'), report)
         return report
+
+    def _rerun_config(self, run: Run) -> Config:
+        """The config a run of the protocol trained with."""
+        if run.family == 'teacher':
+            return self.teacher_config(run.seed)
+        return self.student_config(run)
 
     def _tested_files(self, run: Run, run_dir: str,
                       record: dict) -> Tuple[str, str]:
@@ -1547,15 +1557,16 @@ def compare_records(key: str, first: dict, again: dict) -> dict:
     Returns:
         dict: ``run``, ``same_weights``, ``figures`` (``{name: [first,
         rerun, rerun - first]}``; validation at every interval as
-        ``val@<iteration>``, test metrics as ``<set>/<measure>``) and
-        ``max_abs_diff`` over them; ``machines`` of both.
+        ``val@<iteration>``, test metrics as ``<set>/<measure>``; not the
+        test's :data:`TIMINGS`) and ``max_abs_diff`` over them;
+        ``machines`` of both.
     """
     figures = {}
     for it, value in first.get('val', {}).items():
         if it in again.get('val', {}):
             figures[f'val@{it}'] = value, again['val'][it]
     for name, value in first.get('test', {}).items():
-        if name in again.get('test', {}):
+        if name in again.get('test', {}) and name not in TIMINGS:
             figures[name] = value, again['test'][name]
     figures = {k: [a, b, b - a] for k, (a, b) in figures.items()}
     return dict(
@@ -1671,10 +1682,11 @@ def summarize(results: Dict[str, Dict[int, dict]],
         dict: ``mean`` and ``std`` (sample standard deviation, 0 for one
         seed) per method; ``paired`` ``{method: {seed: value - the plain
         student's value of the same seed}}`` for the seeds both have;
-        ``gap_closed`` ``{method: share or None}`` (:func:`gap_share`) when
-        the plain student was run.
+        ``paired_t`` ``{method: t or None}`` (:func:`paired_t` of those
+        differences); ``gap_closed`` ``{method: share or None}``
+        (:func:`gap_share`) when the plain student was run.
     """
-    mean, std, paired, gap_closed = {}, {}, {}, {}
+    mean, std, paired, t, gap_closed = {}, {}, {}, {}, {}
     for method, seeds in results.items():
         values = [rec['test'][key] for rec in seeds.values()]
         mean[method] = statistics.mean(values)
@@ -1688,10 +1700,25 @@ def summarize(results: Dict[str, Dict[int, dict]],
                 seed: rec['test'][key] - student[seed]['test'][key]
                 for seed, rec in seeds.items() if seed in student
             }
+            t[method] = paired_t(list(paired[method].values()))
             gap_closed[method] = gap_share(teacher['test'][key],
                                            mean['student'], mean[method],
                                            min_lead)
-    return dict(mean=mean, std=std, paired=paired, gap_closed=gap_closed)
+    return dict(mean=mean, std=std, paired=paired, paired_t=t,
+                gap_closed=gap_closed)
+
+
+def paired_t(diffs: Sequence[float]) -> Optional[float]:
+    """The paired t statistic of per-seed differences: their mean over
+    its standard error, ``mean / (std / sqrt(n))`` (sample std; ``n - 1``
+    degrees of freedom). None for fewer than two differences or when they
+    are all equal (no spread to measure the mean against)."""
+    if len(diffs) < 2:
+        return None
+    spread = statistics.stdev(diffs)
+    if spread == 0:
+        return None
+    return statistics.mean(diffs) / (spread / math.sqrt(len(diffs)))
 
 
 def _fmt_diffs(diffs: Dict[int, float]) -> str:
@@ -1699,6 +1726,13 @@ def _fmt_diffs(diffs: Dict[int, float]) -> str:
 
 
 Scores = Dict[str, Dict[Setting, float]]
+
+
+def _shown_path(path: str) -> str:
+    """A path as a report shows it: relative to this checkout when
+    inside it (the same text on every machine), else as it is."""
+    rel = osp.relpath(osp.abspath(path), ROOT)
+    return path if rel.startswith(os.pardir) else rel
 
 
 def write_report(args: argparse.Namespace, work: str,
@@ -1723,7 +1757,8 @@ def write_report(args: argparse.Namespace, work: str,
         str: The markdown.
     """
     lines = [
-        f'Protocol: from scratch on {args.data_root}; {args.size}x'
+        f'Protocol: from scratch on {_shown_path(args.data_root)}; '
+        f'{args.size}x'
         f'{args.size}, batch {args.batch_size}, multi-scale '
         f'{"/".join(map(str, RATES))} one rate per iteration in turn, '
         f'binarised masks, AdamW lr {args.lr:g} with a cosine decay to 0. '
@@ -1791,9 +1826,12 @@ def write_report(args: argparse.Namespace, work: str,
         s_dice = dice['mean'].get('student')
         if dice['paired']:
             ahead = gap_share(t_dice, s_dice, s_dice) is not None
+            seeds = sorted(results['student'])
             lines += [
                 '', f'{ts} mean Dice, paired by seed (method - plain '
-                f'student; seeds {sorted(results["student"])})' +
+                f'student; seeds {seeds}; paired t: the mean difference '
+                f'over its standard error, {len(seeds) - 1} degrees of '
+                'freedom, "-" where the differences do not vary)' +
                 (', and the share of the teacher - student gap '
                  f'({t_dice:.4f} - {s_dice:.4f}) that the method closes:'
                  if ahead else ':'), ''
@@ -1801,17 +1839,19 @@ def write_report(args: argparse.Namespace, work: str,
             if ahead:
                 lines += [
                     '| method | per-seed difference | mean difference | '
-                    'gap closed |', '|---|---|---|---|'
+                    'paired t | gap closed |', '|---|---|---|---|---|'
                 ]
             else:
                 lines += [
-                    '| method | per-seed difference | mean difference |',
-                    '|---|---|---|'
+                    '| method | per-seed difference | mean difference | '
+                    'paired t |', '|---|---|---|---|'
                 ]
             for method, diffs in dice['paired'].items():
                 mean_diff = (statistics.mean(diffs.values())
                              if diffs else float('nan'))
-                row = f'| {method} | {_fmt_diffs(diffs)} | {mean_diff:+.4f}'
+                t = dice['paired_t'][method]
+                row = (f'| {method} | {_fmt_diffs(diffs)} | {mean_diff:+.4f}'
+                       f' | {"-" if t is None else f"{t:+.2f}"}')
                 if ahead:
                     row += f' | {dice["gap_closed"][method]:.1%}'
                 lines.append(row + ' |')
@@ -1891,6 +1931,16 @@ def machine_description(cpuinfo: str = '/proc/cpuinfo') -> str:
             f'{torch.__version__.split("+")[0]}')
 
 
+def trained_on(records: Sequence[dict]) -> str:
+    """Where runs trained: every machine their records name, the most
+    frequent first, each with its number of runs (a ledger's runs may come
+    from several machines; not where the report is written)."""
+    counts = collections.Counter(
+        r.get('machine') or 'a machine not recorded' for r in records)
+    return '; '.join(f'{machine} ({n} run{"s" * (n > 1)})'
+                     for machine, n in counts.most_common())
+
+
 def results_summary(args: argparse.Namespace, test_sets: Sequence[str],
                     teacher: dict, teacher_record: dict, scores: Scores,
                     selected: Dict[str, Setting],
@@ -1898,18 +1948,21 @@ def results_summary(args: argparse.Namespace, test_sets: Sequence[str],
     """What ``results.json`` holds: every figure of the report, as data.
 
     ``tools/analysis_tools/model_cards.py`` writes the configs' READMEs
-    and metafiles from it. Keys: ``date``, ``machine``, ``protocol`` (the
-    settings of ``protocol.json``), ``test_sets``, ``teacher`` (the choice,
-    each run's best and last validation value, the gate, minutes and the
-    chosen run's ``test`` metrics), ``grid`` (``{family: [{setting,
-    score, selected}]}``), ``selected`` and ``methods`` (``{method:
-    {family, setting, seeds: {seed: {test, val_last, minutes}}}}``, in
-    report order).
+    and metafiles from it. Keys: ``date`` (written), ``machine`` (where the
+    teacher and the final-stage runs trained, :func:`trained_on`),
+    ``protocol`` (the settings of ``protocol.json``), ``test_sets``,
+    ``teacher`` (the choice, each run's best and last validation value,
+    the gate, minutes and the chosen run's ``test`` metrics), ``grid``
+    (``{family: [{setting, score, selected}]}``), ``selected`` and
+    ``methods`` (``{method: {family, setting, seeds: {seed: {test,
+    val_last, minutes}}}}``, in report order).
     """
     runs = final_methods(selected)
     return dict(
         date=time.strftime('%Y-%m-%d'),
-        machine=machine_description(),
+        machine=trained_on([teacher_record] + [
+            rec for seeds in results.values() for rec in seeds.values()
+        ]),
         protocol=dict(protocol_settings(args), seeds=list(args.seeds)),
         test_sets=list(test_sets),
         teacher=dict(
