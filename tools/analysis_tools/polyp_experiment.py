@@ -1758,8 +1758,7 @@ def write_report(args: argparse.Namespace, work: str,
     """
     lines = [
         f'Protocol: from scratch on {_shown_path(args.data_root)}; '
-        f'{args.size}x'
-        f'{args.size}, batch {args.batch_size}, multi-scale '
+        f'{args.size}x{args.size}, batch {args.batch_size}, multi-scale '
         f'{"/".join(map(str, RATES))} one rate per iteration in turn, '
         f'binarised masks, AdamW lr {args.lr:g} with a cosine decay to 0. '
         f'Trained on train-minus-val, validated on {VAL_SET} '
