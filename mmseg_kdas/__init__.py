@@ -22,12 +22,13 @@ import changes three things of mmengine for the whole process:
   ``put`` / ``put_text`` to a local path through mmengine (every
   checkpoint ``save_checkpoint`` writes, ``mmengine.dump`` to a path) is
   atomic (temporary file, fsync, rename);
-- :class:`~mmseg_kdas.engine.distributed.CPUDistributedDataParallel` is
+- :class:`~mmseg_kdas.utils.distributed.CPUDistributedDataParallel` is
   registered in mmengine's root ``MODEL_WRAPPERS`` (the runner looks model
   wrappers up there); it is used only when a config or
   ``setup_cpu_distributed`` names it.
 """
-from . import datasets, engine, evaluation, models, visualization  # noqa: F401
+from . import (datasets, engine, evaluation, models,  # noqa: F401
+               teacher_cache, visualization)
 from .version import __version__
 
 __all__ = ['__version__']

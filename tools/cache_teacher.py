@@ -26,12 +26,11 @@ same arrays. ``--estimate`` runs one image and prints the size the cache
 would take, without writing anything.
 """
 import argparse
-import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
-
-from mmseg_kdas.engine.teacher_cache import build_teacher_cache
+from mmseg_kdas.teacher_cache import build_teacher_cache
+from mmseg_kdas.utils.cli import (add_run_arguments,
+                                  ignore_pkg_resources_warning, load_config,
+                                  parse_run_args)
 
 
 def parse_args():
@@ -47,31 +46,20 @@ def parse_args():
         '--estimate',
         action='store_true',
         help='print the size of the cache and write nothing')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, e.g. '
+    add_run_arguments(
+        parser,
+        launchers=('none', 'pytorch', 'slurm'),
+        launcher_help='job launcher (each process caches a share of the '
+        'images)',
+        cfg_options_help='override settings of the config, e.g. '
         'model.teacher_ckpt=teacher.pth')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm'],
-        default='none',
-        help='job launcher (each process caches a share of the images)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_run_args(parser)
 
 
 def main():
+    ignore_pkg_resources_warning()
     args = parse_args()
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     build_teacher_cache(cfg, args.out, args.batch_size, args.estimate,
                         args.launcher)
 

@@ -28,6 +28,7 @@ from mmseg_kdas.deployment.backends import (BACKENDS,
                                             OPENVINO_PRECISIONS,
                                             build_predictor)
 from mmseg_kdas.deployment.inference import infer, input_kind
+from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
 
 
 def parse_args():
@@ -74,6 +75,7 @@ def parse_args():
 
 
 def main():
+    ignore_pkg_resources_warning()
     args = parse_args()
     # OpenCV's work of a frame runs in its own pipeline stage; its thread
     # pool would only compete with the network's threads for the cores

@@ -5,13 +5,14 @@
         [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm]
 """
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmseg_kdas.engine import setup_cpu_distributed
+from mmseg_kdas.utils.cli import (add_run_arguments,
+                                  ignore_pkg_resources_warning, parse_run_args,
+                                  run_config)
 
 
 def parse_args():
@@ -19,10 +20,10 @@ def parse_args():
         description='MMSeg test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--work-dir',
-        help='if specified, the evaluation metric results will be dumped '
-        'into the directory as json')
+    add_run_arguments(
+        parser,
+        work_dir_help='if specified, the evaluation metric results will be '
+        'dumped into the directory as json')
     parser.add_argument(
         '--out',
         type=str,
@@ -36,26 +37,7 @@ def parse_args():
         'are saved')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_run_args(parser)
 
 
 def trigger_visualization_hook(cfg, args):
@@ -75,23 +57,12 @@ def trigger_visualization_hook(cfg, args):
 
 
 def main():
+    ignore_pkg_resources_warning()
     args = parse_args()
-
-    for path, what in ((args.config, 'config'), (args.checkpoint,
-                                                 'checkpoint')):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{what} file not found: {path}')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-
+    cfg = run_config(args)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'checkpoint file not found: {args.checkpoint}')
     cfg.load_from = args.checkpoint
 
     if args.show or args.show_dir:

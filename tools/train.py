@@ -10,23 +10,24 @@ and fails if it is truncated or corrupt.
 """
 import argparse
 import logging
-import os
-import os.path as osp
 
 import torch
-from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
 from mmseg_kdas.engine import setup_cpu_distributed
 from mmseg_kdas.engine.checkpoint import find_resumable_checkpoint
+from mmseg_kdas.utils.cli import (add_run_arguments,
+                                  ignore_pkg_resources_warning, parse_run_args,
+                                  run_config)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a segmentor')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    add_run_arguments(
+        parser, work_dir_help='the dir to save logs and models')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -41,27 +42,7 @@ def parse_args():
         default=False,
         help='enable automatic-mixed-precision training (float16 with '
         'dynamic loss scaling on a GPU, bfloat16 on the CPU)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file. If the value to '
-        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
-        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
-        'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_run_args(parser)
 
 
 def resumable_checkpoint(work_dir: str):
@@ -77,21 +58,9 @@ def resumable_checkpoint(work_dir: str):
 
 
 def main():
+    ignore_pkg_resources_warning()
     args = parse_args()
-
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = run_config(args)  # work_dir: CLI > config > ./work_dirs/<name>
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.type

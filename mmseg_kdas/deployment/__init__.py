@@ -12,11 +12,14 @@ tools):
 - :mod:`.pipeline`: pre- and post-processing shared by every backend;
 - :mod:`.backends`: PyTorch, ONNX Runtime and OpenVINO predictors;
 - :mod:`.inference`: images, folders and videos (``tools/infer.py``);
+- :mod:`.stages`: the threads that inference runs its stages in, and
+  :class:`InferenceReport`;
 - :mod:`.profile`: ONNX Runtime's operator profile.
 """
 from .backends import BACKENDS, build_predictor
-from .inference import InferenceReport, infer
+from .inference import infer
 from .spec import DeploySpec
+from .stages import InferenceReport
 
 __all__ = [
     'BACKENDS', 'build_predictor', 'InferenceReport', 'infer', 'DeploySpec'

@@ -7,15 +7,9 @@ optionally the 8-bit probability map under ``probs/`` and an overlay under
 ``overlays/``. A video also gives ``<name>_overlay.mp4``: every frame with
 its overlay and the running frames per second drawn on it.
 
-The stages run at once, each in its own thread, in order, so that
-everything around the network overlaps with it: reading (decoding) and
-preprocessing; the predictor (the calling thread); postprocessing (the
-logits resized once to the image size, the mask) and writing the image
-outputs; for a video, the overlay, its caption and the encoding of the
-overlay video (OpenCV, NumPy, ONNX Runtime and OpenVINO release the GIL
-while they work). The predictor's thread does nothing but run the
-network, so the frame rate end to end is bounded by the network's latency
-as long as the other stages, together, need less than the cores leave.
+Reading, the network, postprocessing and, for a video, the overlay video
+run at once, each in its own thread
+(:func:`~mmseg_kdas.deployment.stages.run_stages`).
 
 An image that cannot be decoded, or a video frame that cannot, is named,
 skipped and listed in the returned :class:`InferenceReport` (and in
@@ -26,11 +20,8 @@ import collections
 import json
 import os
 import os.path as osp
-import queue
-import threading
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -40,10 +31,11 @@ from .backends import Predictor
 from .pipeline import (draw_overlay, postprocess, preprocess,
                        probability_to_uint8, read_image)
 from .spec import DeploySpec
+from .stages import InferenceReport, Item, run_stages
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'VIDEO_EXTENSIONS', 'input_kind', 'list_images',
-    'InferenceReport', 'infer_images', 'infer_video', 'infer'
+    'infer_images', 'infer_video', 'infer'
 ]
 
 IMAGE_EXTENSIONS = ('.bmp', '.jpeg', '.jpg', '.png', '.tif', '.tiff',
@@ -52,8 +44,6 @@ VIDEO_EXTENSIONS = ('.avi', '.m4v', '.mkv', '.mov', '.mp4', '.mpeg', '.mpg',
                     '.webm', '.wmv')
 #: Consecutive unreadable frames after which a video is taken as ended.
 MAX_MISSED_FRAMES = 25
-#: Items waiting between two stages.
-QUEUE_SIZE = 4
 
 
 def input_kind(path: str) -> str:
@@ -96,64 +86,6 @@ def list_images(folder: str) -> List[str]:
     return [osp.join(folder, n) for n in names]
 
 
-@dataclass
-class InferenceReport:
-    """What a run did.
-
-    Attributes:
-        written: Images or frames segmented and written.
-        failures: ``(name, reason)`` of each skipped image or frame.
-        seconds: Wall time from the first read to the last write (model
-            loading excluded).
-        outputs: Paths of the video files written.
-        stage_seconds: Per stage (``read``: decoding and preprocessing,
-            ``infer``, ``postprocess``: the map at the image size and the
-            image outputs, ``encode``: overlay and video), the wall time
-            its thread spent working (not waiting for items).
-        stage_cpu_seconds: Per stage, the CPU time of its thread (for
-            ``infer`` without the backend's own worker threads): what the
-            stage takes from the cores besides the network.
-    """
-    written: int = 0
-    failures: List[Tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    outputs: List[str] = field(default_factory=list)
-    stage_seconds: Dict[str, float] = field(default_factory=dict)
-    stage_cpu_seconds: Dict[str, float] = field(default_factory=dict)
-
-    def _count(self, stage: str, wall: float, cpu: float) -> None:
-        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + wall
-        self.stage_cpu_seconds[stage] = \
-            self.stage_cpu_seconds.get(stage, 0.0) + cpu
-
-    @property
-    def fps(self) -> float:
-        """Images or frames per second, end to end."""
-        return self.written / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict:
-        record = asdict(self)
-        record['failures'] = [
-            dict(name=n, reason=r) for n, r in self.failures
-        ]
-        record['fps'] = self.fps
-        return record
-
-
-@dataclass
-class _Item:
-    """An image or frame on its way through the stages."""
-    stem: str  # name of its outputs
-    label: str  # name in failure reports
-    image: Optional[np.ndarray] = None  # BGR, own size
-    batch: Optional[np.ndarray] = None  # graph input
-    error: Optional[str] = None
-    output: Optional[np.ndarray] = None  # graph output
-    prob: Optional[np.ndarray] = None  # at the image's size
-    mask: Optional[np.ndarray] = None
-    overlay: Optional[np.ndarray] = None  # drawn for overlays/
-
-
 class _Writer:
     """Writes the per-image outputs under ``out_dir``."""
 
@@ -177,7 +109,7 @@ class _Writer:
         """Whether the probability maps are written."""
         return 'probs' in self.dirs
 
-    def write(self, item: _Item) -> Optional[np.ndarray]:
+    def write(self, item: Item) -> Optional[np.ndarray]:
         """Write mask (and prob, overlay); return the overlay if drawn."""
         self._imwrite(
             osp.join(self.dirs['masks'], f'{item.stem}.png'), item.mask)
@@ -193,127 +125,12 @@ class _Writer:
         return None
 
 
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    """Put unless ``stop`` is set; False if it was."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _get(q: queue.Queue, stop: threading.Event):
-    """Get unless ``stop`` is set; None if it was."""
-    while not stop.is_set():
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            continue
-    return None
-
-
-def _timed(report: InferenceReport, stage: str, fn: Callable, *args):
-    """``fn(*args)``, its wall and thread CPU time counted for ``stage``."""
-    wall, cpu = time.perf_counter(), time.thread_time()
-    try:
-        return fn(*args)
-    finally:
-        report._count(stage,
-                      time.perf_counter() - wall,
-                      time.thread_time() - cpu)
-
-
-def _run(items: Iterator[_Item], predictor: Predictor,
-         stages: Sequence[Tuple[str, Callable[[_Item], None]]],
-         report: InferenceReport, bar) -> None:
-    """Read (a thread) -> infer (here) -> each of ``stages`` (a thread each).
-
-    Items go through every stage in order; a failed item (``error`` set)
-    skips the network and the stages and is counted at the end. An error
-    in any stage stops the others and is raised here; what was written
-    stays. Each stage's working time goes to ``report``.
-    """
-    queues = [queue.Queue(QUEUE_SIZE) for _ in range(len(stages) + 1)]
-    stop = threading.Event()
-    errors: List[BaseException] = []
-    items = iter(items)
-    done = object()
-
-    def read() -> None:
-        try:
-            while True:
-                item = _timed(report, 'read', next, items, done)
-                if item is done:
-                    break
-                if not _put(queues[0], item, stop):
-                    return
-        except BaseException as err:  # raised again in the caller
-            errors.append(err)
-            stop.set()
-        _put(queues[0], None, stop)
-
-    def stage(index: int) -> None:
-        source = queues[index + 1]
-        target = queues[index + 2] if index + 2 < len(queues) else None
-        try:
-            while True:
-                item = _get(source, stop)
-                if item is None:
-                    break
-                if item.error is None:
-                    _timed(report, *stages[index], item)
-                if target is not None:
-                    if not _put(target, item, stop):
-                        return
-                    continue
-                if item.error is None:
-                    report.written += 1
-                else:
-                    report.failures.append((item.label, item.error))
-                if bar is not None:
-                    bar.update()
-            if target is not None:
-                _put(target, None, stop)
-        except BaseException as err:  # raised again in the caller
-            errors.append(err)
-            stop.set()
-
-    threads = [threading.Thread(target=read, daemon=True)] + [
-        threading.Thread(target=stage, args=(i, ), daemon=True)
-        for i in range(len(stages))
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        while True:
-            item = _get(queues[0], stop)
-            if item is None:
-                break
-            if item.error is None:
-                item.output = _timed(report, 'infer', predictor,
-                                     item.batch)[0]
-                item.batch = None
-            if not _put(queues[1], item, stop):
-                break
-        _put(queues[1], None, stop)
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        for thread in threads:
-            thread.join()
-    if errors:
-        raise errors[0]
-
-
 def _postprocess_and_write(writer: '_Writer',
-                           spec: DeploySpec) -> Callable[[_Item], None]:
+                           spec: DeploySpec) -> Callable[[Item], None]:
     """The stage after the network: prob and mask at the image size, the
     image outputs written."""
 
-    def run(item: _Item) -> None:
+    def run(item: Item) -> None:
         item.prob, item.mask = postprocess(item.output,
                                            item.image.shape[:2], spec,
                                            with_prob=writer.needs_prob)
@@ -330,16 +147,16 @@ def _progress(total: int, enabled: bool):
     return ProgressBar(total)
 
 
-def _image_items(paths: Sequence[str], spec: DeploySpec) -> Iterator[_Item]:
+def _image_items(paths: Sequence[str], spec: DeploySpec) -> Iterator[Item]:
     for path in paths:
         stem = osp.splitext(osp.basename(path))[0]
         try:
             image = read_image(path)
         except (ValueError, OSError, cv2.error) as err:
             # the report names the file already
-            yield _Item(stem, path, error=str(err).replace(f'{path}: ', ''))
+            yield Item(stem, path, error=str(err).replace(f'{path}: ', ''))
             continue
-        yield _Item(stem, path, image, preprocess([image], spec))
+        yield Item(stem, path, image, preprocess([image], spec))
 
 
 def infer_images(paths: Sequence[str],
@@ -367,7 +184,7 @@ def infer_images(paths: Sequence[str],
     report = InferenceReport() if report is None else report
     start = time.perf_counter()
     try:
-        _run(
+        run_stages(
             _image_items(paths, predictor.spec), predictor,
             [('postprocess', _postprocess_and_write(writer, predictor.spec))],
             report, _progress(len(paths), progress))
@@ -377,7 +194,7 @@ def infer_images(paths: Sequence[str],
 
 
 def _frame_items(capture, path: str, stem: str, spec: DeploySpec,
-                 total: int, rate: Optional[float]) -> Iterator[_Item]:
+                 total: int, rate: Optional[float]) -> Iterator[Item]:
     """Frames of an open video, with the broken ones as failures.
 
     A frame's index comes from its time stamp when the frame rate is known
@@ -386,9 +203,9 @@ def _frame_items(capture, path: str, stem: str, spec: DeploySpec,
     index, missed = 0, 0
     origin = None  # (index, time stamp in ms) of the first decoded frame
 
-    def lost(i: int) -> _Item:
-        return _Item(f'{stem}_{i:06d}', f'{path} frame {i}',
-                     error='cannot be decoded')
+    def lost(i: int) -> Item:
+        return Item(f'{stem}_{i:06d}', f'{path} frame {i}',
+                    error='cannot be decoded')
 
     while True:
         ok, frame = capture.read()
@@ -406,8 +223,8 @@ def _frame_items(capture, path: str, stem: str, spec: DeploySpec,
         for i in range(index, position):
             yield lost(i)
         index, missed = max(index, position), 0
-        yield _Item(f'{stem}_{index:06d}', f'{path} frame {index}', frame,
-                    preprocess([frame], spec))
+        yield Item(f'{stem}_{index:06d}', f'{path} frame {index}', frame,
+                   preprocess([frame], spec))
         index += 1
     for i in range(index, total):  # the container promised more
         yield lost(i)
@@ -461,7 +278,7 @@ def infer_video(path: str,
     stamps: collections.deque = collections.deque(maxlen=fps_window)
     videos: List[cv2.VideoWriter] = []
 
-    def encode(item: _Item) -> None:
+    def encode(item: Item) -> None:
         overlay = item.overlay
         if overlay is None:
             overlay = draw_overlay(item.image, item.mask)
@@ -483,7 +300,7 @@ def infer_video(path: str,
 
     start = time.perf_counter()
     try:
-        _run(
+        run_stages(
             _frame_items(capture, path, stem, predictor.spec, total, rate),
             predictor,
             [('postprocess', _postprocess_and_write(writer, predictor.spec)),

@@ -18,6 +18,8 @@ import torch.nn as nn
 from mmengine.config import Config
 from torch import Tensor
 
+from mmseg_kdas.utils.checkpoint_file import (load_state_dict_file,
+                                              load_state_dict_strict)
 from .rewrites import (binary_logit, lowres_logits, output_size,
                        rewrite_for_deploy, supports_lowres, upsample_logits)
 from .spec import OUTPUT_KINDS, DeploySpec
@@ -84,27 +86,20 @@ def load_segmentor_weights(model: nn.Module, checkpoint: str) -> None:
             state dict.
 
     Raises:
-        KeyError: If the checkpoint's keys do not fit the model; the
-            message names the file and the first mismatching keys.
+        CheckpointError: If the file is truncated or corrupt, cannot be
+            read weights-only or holds no state dict.
+        StateDictMismatchError: A ``KeyError``, if the checkpoint's keys or
+            shapes do not fit the model; the message names the file and
+            the first keys at fault
+            (:func:`~mmseg_kdas.utils.checkpoint_file.state_dict_mismatch`).
     """
-    from mmseg_kdas.engine.checkpoint import load_from_local_weights_only
     from mmseg_kdas.models.distillers.export import student_state_dict
-    loaded = load_from_local_weights_only(checkpoint, map_location='cpu')
-    state = loaded.get('state_dict', loaded) if isinstance(loaded,
-                                                           dict) else None
-    if not isinstance(state, dict):
-        raise TypeError(f'{checkpoint}: expected a state dict, got '
-                        f'{type(loaded).__name__}')
+    state = load_state_dict_file(checkpoint)
     own = model.state_dict()
     if not any(k in own for k in state) and any(
             k.startswith('student.') for k in state):
         state = student_state_dict(state)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise KeyError(
-            f'{checkpoint} does not fit the model: {len(missing)} missing '
-            f'keys {list(missing)[:5]}, {len(unexpected)} unexpected keys '
-            f'{list(unexpected)[:5]}')
+    load_state_dict_strict(model, state, checkpoint)
 
 
 def _test_datasets(cfg: Config) -> List[dict]:

@@ -1,9 +1,10 @@
 """Runtime pieces: hooks, weights-only checkpoints, CPU distributed runs."""
+from ..utils.distributed import (CPUDistributedDataParallel,
+                                 setup_cpu_distributed)
 from . import hooks  # noqa: F401
 from .checkpoint import (PlainCheckpointHook, from_plain,
                          load_from_local_weights_only, to_plain)
 from .cpu_amp import CPUAmpOptimWrapper
-from .distributed import CPUDistributedDataParallel, setup_cpu_distributed
 from .loops import (MultiScaleEpochBasedTrainLoop,
                     MultiScaleIterBasedTrainLoop, find_multiscale_augment)
 

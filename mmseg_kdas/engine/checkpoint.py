@@ -129,7 +129,7 @@ class PlainCheckpointHook(Hook):
 
 def load_from_local_weights_only(filename: str,
                                  map_location: Optional[Any] = None) -> Any:
-    """Load a local checkpoint with ``torch.load(weights_only=True)``.
+    """mmengine's loader of local checkpoints: :func:`load_weights_only`.
 
     Args:
         filename: Path of the checkpoint.
@@ -141,19 +141,10 @@ def load_from_local_weights_only(filename: str,
     Raises:
         FileNotFoundError: If ``filename`` does not exist.
         CorruptCheckpointError: If the file is truncated or corrupt.
-        RuntimeError: If the file holds more than weights and plain state.
+        WeightsOnlyError: A ``RuntimeError``, if the file holds more than
+            weights and plain state.
     """
-    filename = osp.expanduser(filename)
-    try:
-        return load_weights_only(filename, map_location=map_location)
-    except (FileNotFoundError, CorruptCheckpointError):
-        raise
-    except Exception as err:  # pickle errors come in several types
-        raise RuntimeError(
-            f'{filename} cannot be loaded weights-only ({err}). mmseg-kdas '
-            'never unpickles arbitrary objects; re-save the checkpoint as '
-            'tensors and plain containers (a run that resumes must have '
-            'been saved with PlainCheckpointHook).') from err
+    return load_weights_only(filename, map_location=map_location)
 
 
 class AtomicLocalBackend(LocalBackend):
@@ -276,9 +267,9 @@ def find_resumable_checkpoint(
         scratch) and ``(path, reason)`` for each candidate passed over.
 
     Raises:
-        RuntimeError: If an intact candidate cannot be loaded weights-only
-            (it holds objects): resuming from an older one instead would
-            hide that.
+        WeightsOnlyError: If an intact candidate cannot be loaded
+            weights-only (it holds objects): resuming from an older one
+            instead would hide that.
     """
     skipped: List[Tuple[str, str]] = []
     record = osp.join(work_dir, 'last_checkpoint')

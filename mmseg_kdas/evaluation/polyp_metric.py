@@ -12,9 +12,9 @@ from mmengine.logging import MMLogger, print_log
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from .polyp_measures import (SCALAR_MEASURES, TOOLBOX_THRESHOLDS,
-                             check_protocol, polyp_image_measures,
-                             prepare_prediction)
+from .polyp_measures import (SCALAR_MEASURES, check_protocol,
+                             polyp_image_measures, prepare_prediction)
+from .threshold_measures import TOOLBOX_THRESHOLDS
 
 __all__ = ['PolypMetric', 'TABLE_MEASURES']
 

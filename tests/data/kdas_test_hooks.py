@@ -32,7 +32,12 @@ class KDASTestKillAtIterHook(Hook):
 
 @HOOKS.register_module()
 class KDASTestRecordHook(Hook):
-    """Save where training (re)starts and the weights at that point."""
+    """Save each rank's weights where training (re)starts and at its end.
+
+    ``start_rank<rank>.pth`` also holds the iteration, the world size, the
+    optimizer state and the logged losses; ``end_rank<rank>.pth`` the
+    iteration.
+    """
 
     def before_train(self, runner):
         rank = dist.get_rank() if dist.is_initialized() else 0
@@ -49,6 +54,14 @@ class KDASTestRecordHook(Hook):
                     'train/loss').data[0].tolist()
                 if 'train/loss' in runner.message_hub.log_scalars else []),
             osp.join(runner.work_dir, f'start_rank{rank}.pth'))
+
+    def after_train(self, runner):
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        model = runner.model.module if hasattr(runner.model,
+                                               'module') else runner.model
+        torch.save(
+            dict(iter=runner.iter, state_dict=model.state_dict()),
+            osp.join(runner.work_dir, f'end_rank{rank}.pth'))
 
 
 @HOOKS.register_module()

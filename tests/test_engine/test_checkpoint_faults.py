@@ -16,9 +16,9 @@ from mmseg_kdas.engine.checkpoint import (AtomicLocalBackend,
                                           find_resumable_checkpoint,
                                           load_from_local_weights_only)
 from mmseg_kdas.models.backbones import PVTv2
-from mmseg_kdas.models.utils import load_state_dict_file
 from mmseg_kdas.utils.atomic import atomic_torch_save
-from mmseg_kdas.utils.checkpoint_file import CorruptCheckpointError
+from mmseg_kdas.utils.checkpoint_file import (CorruptCheckpointError,
+                                              load_state_dict_file)
 
 sys.path.insert(0, osp.join(ROOT, 'tests', 'data'))
 from kdas_test_hooks import write_fault  # noqa: E402

@@ -2,16 +2,11 @@
 import numpy as np
 import pytest
 
-from mmseg_kdas.evaluation.polyp_measures import (TOOLBOX_THRESHOLDS,
-                                                  check_pred_gt,
-                                                  dice_iou_from_counts,
-                                                  emeasure_from_counts,
-                                                  mean_absolute_error,
-                                                  polyp_image_measures,
-                                                  prepare_prediction,
-                                                  structure_measure,
-                                                  threshold_counts,
-                                                  weighted_fmeasure)
+from mmseg_kdas.evaluation import (TOOLBOX_THRESHOLDS, check_pred_gt,
+                                   dice_iou_from_counts, emeasure_from_counts,
+                                   mean_absolute_error, polyp_image_measures,
+                                   prepare_prediction, structure_measure,
+                                   threshold_counts, weighted_fmeasure)
 
 
 def square(size=8, lo=2, hi=6):

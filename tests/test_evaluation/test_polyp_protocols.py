@@ -7,12 +7,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mmseg_kdas.evaluation.polyp_measures import (PROTOCOLS,
-                                                  TOOLBOX_THRESHOLDS,
-                                                  check_protocol,
-                                                  polyp_image_measures,
-                                                  structure_measure,
-                                                  weighted_fmeasure)
+from mmseg_kdas.evaluation import (PROTOCOLS, TOOLBOX_THRESHOLDS,
+                                   check_protocol, polyp_image_measures,
+                                   structure_measure, weighted_fmeasure)
 
 EPS = np.finfo(np.float64).eps
 

@@ -1,22 +1,34 @@
-"""The modules of ``mmseg_kdas.models`` import one another without a cycle.
+"""The import graph of ``mmseg_kdas``: its layers, and no cycle in the models.
 
-The converters (``models/utils/ckpt_convert.py``) depend on the models
-they convert for; no model imports them. Read from the source (every
-import, at module level or inside a function), so a cycle hidden by an
-import deferred into a function counts too.
+Layers, from the bottom: ``mmseg_kdas.teacher_cache`` imports nothing of
+``mmseg_kdas.models`` or ``mmseg_kdas.engine``; ``mmseg_kdas.models``
+imports nothing of ``mmseg_kdas.engine``. "Nothing" counts what an import
+runs in turn: a module of a lower layer must not reach a higher one through
+any chain of imports. Within the models, the converters
+(``models/utils/ckpt_convert.py``) depend on the models they convert for;
+no model imports them, and the models import one another without a cycle.
+
+Read from the source (every import, at module level or inside a function),
+so an import deferred into a function counts too.
 """
 import ast
 import os
 import os.path as osp
-from typing import Dict, Set
+from typing import Dict, List, Optional, Set
 
 from conftest import ROOT
 
+TOP = 'mmseg_kdas'
 PACKAGE = 'mmseg_kdas.models'
+# (package, packages it must not reach)
+LAYERS = (
+    ('mmseg_kdas.teacher_cache', ('mmseg_kdas.models', 'mmseg_kdas.engine')),
+    ('mmseg_kdas.models', ('mmseg_kdas.engine', )),
+)
 
 
-def _modules() -> Dict[str, str]:
-    top = osp.join(ROOT, *PACKAGE.split('.'))
+def _modules(package: str) -> Dict[str, str]:
+    top = osp.join(ROOT, *package.split('.'))
     modules = {}
     for folder, _, files in os.walk(top):
         for name in files:
@@ -27,13 +39,14 @@ def _modules() -> Dict[str, str]:
     return modules
 
 
-def _imports(module: str, path: str, modules: Dict[str, str]) -> Set[str]:
-    """The modules of the package that ``module`` imports.
+def _imports(module: str, path: str, modules: Dict[str, str],
+             package: str) -> Set[str]:
+    """The modules of ``package`` that ``module`` imports.
 
     An import of ``a.b.c`` also runs the ``__init__`` of the packages
-    ``a.b`` below :data:`PACKAGE` (``mmseg_kdas.models`` itself imports all
-    of its subpackages, and is left out), unless ``module`` is inside them
-    (they then ran first).
+    ``a.b`` below ``package`` (``package`` itself imports all of its
+    subpackages, and is left out), unless ``module`` is inside them (they
+    then ran first).
     """
     is_package = path.endswith('__init__.py')
     found = set()
@@ -57,12 +70,17 @@ def _imports(module: str, path: str, modules: Dict[str, str]) -> Set[str]:
             continue
         for target in targets:
             parts = target.split('.')
-            for i in range(len(PACKAGE.split('.')) + 1, len(parts) + 1):
+            for i in range(len(package.split('.')) + 1, len(parts) + 1):
                 name = '.'.join(parts[:i])
                 if name in modules and not (module + '.').startswith(
                         name + '.'):
                     found.add(name)
     return found
+
+
+def _graph(package: str) -> Dict[str, Set[str]]:
+    modules = _modules(package)
+    return {m: _imports(m, p, modules, package) for m, p in modules.items()}
 
 
 def _cycle(graph: Dict[str, Set[str]]):
@@ -92,19 +110,52 @@ def _cycle(graph: Dict[str, Set[str]]):
     return None
 
 
+def _inside(module: str, packages) -> bool:
+    return any((module + '.').startswith(p + '.') for p in packages)
+
+
+def _chain_to(graph: Dict[str, Set[str]], start: str,
+              forbidden) -> Optional[List[str]]:
+    """The imports from ``start`` to a module of ``forbidden``, or None."""
+    parent = {start: None}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        if _inside(node, forbidden):
+            chain = []
+            while node is not None:
+                chain.append(node)
+                node = parent[node]
+            return chain[::-1]
+        for dep in sorted(graph[node]):
+            if dep not in parent:
+                parent[dep] = node
+                queue.append(dep)
+    return None
+
+
 def test_no_import_cycle_in_the_models():
-    modules = _modules()
-    graph = {m: _imports(m, p, modules) for m, p in modules.items()}
-    cycle = _cycle(graph)
+    cycle = _cycle(_graph(PACKAGE))
     assert cycle is None, 'import cycle: ' + ' -> '.join(cycle)
 
 
 def test_the_models_do_not_import_the_converters():
-    modules = _modules()
+    modules = _modules(PACKAGE)
     for module, path in modules.items():
         if module.startswith(tuple(
                 f'{PACKAGE}.{sub}'
                 for sub in ('backbones', 'decode_heads', 'losses', 'necks'))):
-            deps = _imports(module, path, modules)
+            deps = _imports(module, path, modules, PACKAGE)
             assert f'{PACKAGE}.utils.ckpt_convert' not in deps, module
             assert f'{PACKAGE}.utils' not in deps, module
+
+
+def test_a_layer_imports_nothing_of_the_layers_above():
+    graph = _graph(TOP)
+    for layer, above in LAYERS:
+        modules = [m for m in graph if _inside(m, (layer, ))]
+        assert modules, f'{layer} has no modules'
+        for module in modules:
+            chain = _chain_to(graph, module, above)
+            assert chain is None, (f'{layer} imports {chain[-1]}: ' +
+                                   ' -> '.join(chain))

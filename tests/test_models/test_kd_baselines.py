@@ -118,6 +118,22 @@ def test_registered_modules_weight_and_align(cfg, fn):
     assert loss(s, t).item() == pytest.approx(fn(up, t).item(), rel=1e-6)
 
 
+@pytest.mark.parametrize('cfg', [
+    dict(type='PixelKDLoss'),
+    dict(type='ChannelWiseDivergence'),
+    dict(type='AttentionTransferLoss'),
+])
+def test_registered_modules_detach_the_teacher(cfg):
+    # the teacher's map is a target: even one that requires grad gets none
+    loss = MODELS.build(cfg)
+    torch.manual_seed(3)
+    student = torch.randn(2, 3, 4, 4, requires_grad=True)
+    teacher = torch.randn(2, 3, 8, 8, requires_grad=True)
+    loss(student, teacher).backward()
+    assert student.grad is not None and student.grad.abs().sum() > 0
+    assert teacher.grad is None
+
+
 BASELINES = {
     'pkd': ('loss_pkd', 2, lambda s, t: 0.3 * pixel_kd_loss(s, t, 2.0)),
     'cwd': ('loss_cwd', 2,

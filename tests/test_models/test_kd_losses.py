@@ -148,6 +148,9 @@ def test_bad_arguments_are_errors():
         kl_distillation_loss(torch.zeros(1, 2, 4, 4), torch.zeros(1, 1, 4, 4))
     with pytest.raises(ValueError, match='loss_type'):
         SymmetricKDLoss(loss_type='huber')
+    # a logged key without 'loss' would not be back-propagated
+    with pytest.raises(ValueError, match='loss_name'):
+        AttentionSupervisionLoss(loss_name='at')
 
 
 def test_registered_names_are_unique_to_the_plugin():

@@ -7,7 +7,7 @@ from mmseg.registry import MODELS
 from polyp_pvt_helpers import read_reference_keys
 
 from mmseg_kdas.models.backbones import PVTv2
-from mmseg_kdas.models.backbones.pvtv2 import SpatialReductionAttention
+from mmseg_kdas.models.backbones.pvtv2_layers import SpatialReductionAttention
 
 
 def _num_params(module):

@@ -12,7 +12,7 @@ from test_train import load, run_tool, train
 
 from mmseg_kdas.datasets import make_synthetic_polyp_dataset
 
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models'))
+sys.path.insert(0, osp.join(ROOT, 'tests', 'test_teacher_cache'))
 from test_teacher_cache import save_teacher  # noqa: E402
 
 CFG = 'tiny_kdas_cache.py'

@@ -1,6 +1,6 @@
 """Faults during a tiny KDAS run: kills and a full disk during checkpoint
 saves, a checkpoint truncated afterwards. Every run must end with the
-weights of an uninterrupted one.
+weights of an uninterrupted one, to the bit.
 
 The faults come from ``KDASTestWriteFaultHook`` (tests/data/kdas_test_hooks
 .py), armed by ``KDAS_TEST_FAULT=<kill|enospc>:<file name>:<bytes>``: the
@@ -51,8 +51,7 @@ def assert_same_weights(work_dir, straight):
         got = load(work_dir / name)['state_dict']
         assert got.keys() == ref.keys(), name
         for key, value in ref.items():
-            torch.testing.assert_close(
-                got[key], value, rtol=1e-5, atol=1e-6, msg=f'{name}: {key}')
+            assert torch.equal(got[key], value), f'{name}: {key}'
 
 
 def assert_no_short_file(work_dir):

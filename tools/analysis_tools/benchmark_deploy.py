@@ -57,6 +57,7 @@ from mmseg_kdas.deployment.inference import list_images
 from mmseg_kdas.deployment.model import build_deploy_model
 from mmseg_kdas.deployment.pipeline import read_image
 from mmseg_kdas.utils.benchmark import count_flops, markdown_table, time_call
+from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: The targets of the deployment (issue 19).
@@ -215,6 +216,7 @@ def _label(backend: str, precision: str) -> str:
 
 
 def main():
+    ignore_pkg_resources_warning()
     args = parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)

@@ -21,20 +21,18 @@ import os.path as osp
 import tempfile
 
 import torch
-from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from mmseg_kdas.models.distillers import load_model_config
-from mmseg_kdas.models.distillers.teacher_cache import (TeacherCacheWriter,
-                                                        canonical,
-                                                        preprocessing_identity,
-                                                        teacher_identity,
-                                                        teacher_maps)
+from mmseg_kdas.teacher_cache import (TeacherCacheWriter, canonical,
+                                      preprocessing_identity, teacher_identity,
+                                      teacher_maps)
 from mmseg_kdas.testing import make_batch
 from mmseg_kdas.utils.benchmark import (PeakMemory, markdown_table,
                                         time_interleaved)
+from mmseg_kdas.utils.cli import ignore_pkg_resources_warning, load_config
 
 
 def parse_args():
@@ -93,12 +91,11 @@ def write_batch_cache(folder: str, distiller, model_cfg, data: dict,
 
 
 def main():
+    ignore_pkg_resources_warning()
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     device = torch.device(args.device)
 

@@ -19,6 +19,7 @@ import torch
 
 from mmseg_kdas.utils.benchmark import (build_deployed_model, count_flops,
                                         markdown_table, time_call)
+from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
 
 
 def parse_args():
@@ -40,6 +41,7 @@ def parse_args():
 
 
 def main():
+    ignore_pkg_resources_warning()
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

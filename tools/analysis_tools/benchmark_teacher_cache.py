@@ -21,12 +21,13 @@ import sys
 import time
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from mmseg_kdas.models.distillers import load_model_config
 from mmseg_kdas.utils.benchmark import markdown_table
+from mmseg_kdas.utils.cli import ignore_pkg_resources_warning, load_config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -56,11 +57,11 @@ def timed(cmd, log):
 
 
 def main():
+    ignore_pkg_resources_warning()
     args = parse_args()
     work = osp.abspath(args.work_dir)
     os.makedirs(work, exist_ok=True)
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     teacher_file = osp.join(work, 'teacher.pth')
     if not osp.isfile(teacher_file):

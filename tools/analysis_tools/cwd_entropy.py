@@ -167,8 +167,7 @@ def build_teacher(config: str, checkpoint: str) -> torch.nn.Module:
     """The teacher segmentor of a config with the weights of a file."""
     from mmseg.registry import MODELS
 
-    from mmseg_kdas.models.distillers.kdas_distiller import \
-        load_teacher_weights
+    from mmseg_kdas.models.distillers import load_teacher_weights
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model_cfg = cfg.model.teacher if cfg.model.type == 'KDASDistiller' \

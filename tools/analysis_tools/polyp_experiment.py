@@ -103,6 +103,7 @@ from mmengine.config import Config, ConfigDict
 from mmseg_kdas.datasets.polyp import index_by_stem
 from mmseg_kdas.datasets.pranet_split import PRANET_VAL_FILE, read_split_file
 from mmseg_kdas.utils.atomic import atomic_write_text
+from mmseg_kdas.utils.checkpoint_file import weights_digest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
@@ -1613,23 +1614,6 @@ def _attempts(record: dict) -> str:
     if n == 1:
         return 'the ledger\'s run trained in one attempt'
     return f'the ledger\'s run was resumed ({n} attempts)'
-
-
-def weights_digest(ckpt: str) -> str:
-    """SHA-256 of a checkpoint's weights (``state_dict``; its tensors'
-    names, dtypes, shapes and bytes, in name order): equal for runs that
-    trained to the same bits, whatever else the files hold."""
-    import torch
-    state = torch.load(ckpt, map_location='cpu', weights_only=True)
-    state = state.get('state_dict', state)
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name]
-        digest.update(f'{name}|{tensor.dtype}|{tuple(tensor.shape)}|'
-                      .encode())
-        digest.update(tensor.contiguous().view(-1).view(
-            torch.uint8).numpy().tobytes() if tensor.numel() else b'')
-    return digest.hexdigest()
 
 
 def best_checkpoint_file(run_dir: str, best_iter: int) -> str:

@@ -13,6 +13,7 @@ import json
 import os.path as osp
 
 from mmseg_kdas.utils.benchmark import build_deployed_model, markdown_table
+from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
 
 
 def parse_args():
@@ -42,6 +43,7 @@ def latest_metrics(work_dir: str) -> dict:
 
 
 def main():
+    ignore_pkg_resources_warning()
     args = parse_args()
     runs = []
     for run in args.runs:

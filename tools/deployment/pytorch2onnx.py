@@ -43,6 +43,7 @@ from mmseg_kdas.deployment.model import (build_deploy_model,
                                          config_test_images,
                                          load_segmentor_config)
 from mmseg_kdas.deployment.pipeline import preprocess, read_image
+from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
 
 MAX_BATCH = 8
 
@@ -118,6 +119,7 @@ def verify_images(args) -> list:
 
 
 def main():
+    ignore_pkg_resources_warning()
     args = parse_args()
     if args.threads:
         import torch

@@ -21,9 +21,10 @@ from typing import List, Optional
 
 from mmengine.config import Config
 
-from mmseg_kdas.engine.checkpoint import load_from_local_weights_only
 from mmseg_kdas.models.distillers import student_checkpoint, student_config
 from mmseg_kdas.utils.atomic import atomic_torch_save, atomic_write_text
+from mmseg_kdas.utils.checkpoint_file import load_weights_only
+from mmseg_kdas.utils.cli import ignore_pkg_resources_warning, load_config
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -39,15 +40,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    ignore_pkg_resources_warning()
     args = parse_args(argv)
     try:
-        checkpoint = load_from_local_weights_only(
-            args.checkpoint, map_location='cpu')
+        checkpoint = load_weights_only(args.checkpoint, map_location='cpu')
         if args.config is not None:
-            if not osp.isfile(args.config):
-                raise FileNotFoundError(
-                    f'config file not found: {args.config}')
-            cfg = Config.fromfile(args.config)
+            cfg = load_config(args.config)
         else:
             text = checkpoint.get('meta', {}).get('cfg')
             if not text:

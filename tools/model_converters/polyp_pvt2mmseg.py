@@ -17,8 +17,10 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-from mmseg_kdas.models.utils import convert_polyp_pvt, load_state_dict_file
+from mmseg_kdas.models.utils import convert_polyp_pvt
 from mmseg_kdas.utils.atomic import atomic_torch_save
+from mmseg_kdas.utils.checkpoint_file import (CheckpointError,
+                                              load_state_dict_file)
 from mmseg_kdas.version import __version__
 
 CONFIGS = {
@@ -40,8 +42,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
         state_dict, arch = convert_polyp_pvt(load_state_dict_file(args.src))
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
-        # RuntimeError: CorruptCheckpointError (a truncated file)
+    except (FileNotFoundError, CheckpointError, KeyError, ValueError) as err:
         print(f'error: {args.src}: {err}', file=sys.stderr)
         return 1
     num_params = sum(

@@ -5,10 +5,9 @@ from .iteration_seed_hook import IterationSeedHook, iteration_seed
 from .non_finite_loss_hook import NonFiniteLossHook, non_finite_terms
 from .polyp_visualization_hook import PolypVisualizationHook
 from .student_export_hook import StudentExportHook
-from .teacher_cache_hook import TeacherCacheHook
 
 __all__ = [
     'DistillWeightWarmupHook', 'StudentExportHook', 'warmup_multiplier',
     'PolypVisualizationHook', 'NonFiniteLossHook', 'non_finite_terms',
-    'TeacherCacheHook', 'IterationSeedHook', 'iteration_seed'
+    'IterationSeedHook', 'iteration_seed'
 ]

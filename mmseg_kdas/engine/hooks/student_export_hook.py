@@ -12,6 +12,7 @@ from mmseg_kdas.models.distillers.export import (student_checkpoint,
                                                  student_config,
                                                  with_one_test_pipeline)
 from mmseg_kdas.utils.atomic import atomic_torch_save, atomic_write_text
+from mmseg_kdas.utils.checkpoint_file import load_weights_only
 
 __all__ = ['StudentExportHook', 'with_one_test_pipeline']
 
@@ -112,14 +113,13 @@ class StudentExportHook(Hook):
     def _export_new(self, runner) -> None:
         if self._cfg is None:
             self._cfg = self._student_config(runner)
-        from mmseg_kdas.engine.checkpoint import load_from_local_weights_only
         for src in self._saved_checkpoints(runner):
             if not osp.isfile(src):
                 continue
             dst = self.export_path(src)
             if osp.isfile(dst) and osp.getmtime(dst) >= osp.getmtime(src):
                 continue
-            checkpoint = load_from_local_weights_only(src, map_location='cpu')
+            checkpoint = load_weights_only(src, map_location='cpu')
             atomic_torch_save(student_checkpoint(checkpoint, self._cfg), dst)
             self._exports[src] = dst
             runner.logger.info(f'student checkpoint saved to {dst}')

@@ -1,35 +1,37 @@
 """Student-only checkpoints and configs from KDAS distiller runs."""
 import copy
-from collections import OrderedDict
 from typing import Optional
 
 from mmengine.config import Config
 
-from .kdas_distiller import load_model_config
+from mmseg_kdas.utils.checkpoint_file import StateDict, extract_state_dict
+from mmseg_kdas.utils.model_config import load_model_config
 
 # Hooks and constructors that only make sense around a distiller.
 _DISTILLER_ONLY = ('DistillWeightWarmupHook', 'StudentExportHook',
                    'KDASOptimWrapperConstructor')
 
 
-def student_state_dict(state_dict: dict, prefix: str = 'student.') -> dict:
+def student_state_dict(state_dict: dict,
+                       prefix: str = 'student.') -> StateDict:
     """Keep the student's entries of a distiller state dict, unprefixed.
 
     Args:
-        state_dict (dict): State dict of a :class:`KDASDistiller`.
+        state_dict (dict): State dict of a :class:`KDASDistiller`, or a
+            checkpoint holding one (see
+            :func:`~mmseg_kdas.utils.checkpoint_file.extract_state_dict`).
         prefix (str): Prefix of the student's keys. Defaults to 'student.'.
 
     Returns:
         OrderedDict: The student's state dict, loadable into the student
         segmentor (teacher and SGM adapters are dropped).
+
+    Raises:
+        StateDictMismatchError: A ``KeyError``, if no key starts with
+            ``prefix``.
     """
-    student = OrderedDict((key[len(prefix):], value)
-                          for key, value in state_dict.items()
-                          if key.startswith(prefix))
-    if not student:
-        raise KeyError(f'no key starts with {prefix!r}: not a KDASDistiller '
-                       'checkpoint')
-    return student
+    return extract_state_dict(state_dict, 'not a KDASDistiller checkpoint',
+                              prefix)
 
 
 def _is_concat(dataset: dict) -> bool:
@@ -148,10 +150,9 @@ def student_checkpoint(checkpoint: dict,
         dict: ``{'meta': ..., 'state_dict': ...}`` without teacher keys,
         optimizer or message-hub state.
     """
-    state_dict = checkpoint.get('state_dict', checkpoint)
     meta = dict(checkpoint.get('meta', {})) if 'state_dict' in checkpoint \
         else {}
     meta.pop('cfg', None)
     if cfg is not None:
         meta['cfg'] = cfg.pretty_text
-    return dict(meta=meta, state_dict=student_state_dict(state_dict))
+    return dict(meta=meta, state_dict=student_state_dict(checkpoint))

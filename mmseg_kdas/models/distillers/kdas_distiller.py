@@ -1,13 +1,11 @@
 """The KDAS distiller: a frozen teacher segmentor teaches a student one."""
 import copy
 import logging
-import os.path as osp
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.model import ModuleList
 from mmseg.models.segmentors import BaseSegmentor
@@ -16,111 +14,16 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList, add_prefix)
 from torch import Tensor
 
-from ..utils import in_float32, load_state_dict_file, polyp_pvt_convert
-from .sources import Source, parse_pairs, select_map
-from .teacher_cache import TeacherCache
+from ...teacher_cache.reader import TeacherCache
+from ...utils.checkpoint_file import format_keys
+from ...utils.map_sources import Source, parse_pairs, select_map
+from ...utils.model_config import ModelConfig, load_model_config
+from ..utils import in_float32
+from .segmentors import (build_segmentor, check_preprocessing,
+                         load_teacher_weights)
 
-ModelConfig = Union[str, ConfigType]
-
-# Preprocessing options that must agree between teacher and student, since
-# both see the one batch the distiller's data preprocessor produces.
-_SHARED_PREPROCESSING = ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr')
 # Not a mismatch of the maps of a pair: passed on as it is.
 _OUT_OF_MEMORY = getattr(torch.cuda, 'OutOfMemoryError', ())
-
-
-def load_model_config(model: ModelConfig, role: str = 'model') -> ConfigDict:
-    """Return a segmentor's model config from a dict or a config file.
-
-    Args:
-        model (str | dict): A model config dict, or the path of a config file
-            whose ``model`` variable is used. ``'package::path'`` paths (e.g.
-            ``'mmseg::segformer/...py'``) are resolved by mmengine.
-        role (str): Name used in error messages. Defaults to 'model'.
-
-    Returns:
-        ConfigDict: A copy of the model config.
-    """
-    if isinstance(model, str):
-        if '::' in model:
-            from mmengine.hub import get_config
-            cfg = get_config(model)
-        else:
-            if not osp.isfile(model):
-                raise FileNotFoundError(
-                    f'{role} config file not found: {model}')
-            cfg = Config.fromfile(model)
-        if 'model' not in cfg:
-            raise KeyError(f'{role} config {model} has no `model` variable')
-        return ConfigDict(copy.deepcopy(cfg.model))
-    if isinstance(model, dict):
-        return ConfigDict(copy.deepcopy(model))
-    raise TypeError(f'{role} must be a config dict or a config file path, '
-                    f'got {type(model).__name__}')
-
-
-def _is_reference_polyp_pvt(state_dict: Dict[str, Any]) -> bool:
-    """Whether keys look like the authors' Polyp-PVT ``state_dict``."""
-    return (not any(k.startswith('decode_head.') for k in state_dict)
-            and any(k.startswith(('CFM.', 'SAM.', 'out_CFM.', 'out_SAM.'))
-                    for k in state_dict))
-
-
-def _format_keys(keys: Sequence[str], limit: int = 10) -> str:
-    shown = ', '.join(keys[:limit])
-    more = len(keys) - limit
-    return shown + (f' (and {more} more)' if more > 0 else '')
-
-
-def load_teacher_weights(teacher: nn.Module, path: str) -> None:
-    """Load a teacher checkpoint strictly, weights-only, on the CPU.
-
-    Args:
-        teacher (nn.Module): The teacher segmentor.
-        path (str): Local checkpoint, read by
-            :func:`mmseg_kdas.models.utils.load_state_dict_file`
-            (``torch.load(map_location='cpu', weights_only=True)``): an
-            mmseg/mmengine checkpoint (``{'state_dict': ...}``), a bare state
-            dict, or the authors' Polyp-PVT / KDAS state dict (keys renamed
-            on the fly by :func:`mmseg_kdas.models.utils.polyp_pvt_convert`).
-
-    Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        ValueError: If it cannot be read weights-only or holds no state
-            dict.
-        KeyError: If the checkpoint does not fit the teacher: tensors of
-            other shapes (e.g. a B0 file for a B2 teacher; the first keys
-            are named with both shapes), missing keys or keys the teacher
-            does not have. The message names ``path``.
-    """
-    state_dict = load_state_dict_file(path)
-    if _is_reference_polyp_pvt(state_dict):
-        state_dict = polyp_pvt_convert(state_dict)
-    own = teacher.state_dict()
-    misshaped = [
-        f'{key} is {tuple(value.shape)} in the file and '
-        f'{tuple(own[key].shape)} in the teacher'
-        for key, value in state_dict.items()
-        if key in own and hasattr(value, 'shape')
-        and tuple(value.shape) != tuple(own[key].shape)
-    ]
-    missing = [key for key in own if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in own]
-    if misshaped or missing or unexpected:
-        problems = []
-        if misshaped:
-            more = len(misshaped) - 5
-            problems.append(
-                f'{len(misshaped)} tensor(s) of another shape (a checkpoint '
-                'of another variant?): ' + '; '.join(misshaped[:5]) +
-                (f' (and {more} more)' if more > 0 else ''))
-        if missing:
-            problems.append(f'missing keys: {_format_keys(missing)}')
-        if unexpected:
-            problems.append(f'unexpected keys: {_format_keys(unexpected)}')
-        raise KeyError(f'teacher checkpoint {path} does not match the '
-                       f'teacher. ' + '. '.join(problems))
-    teacher.load_state_dict(state_dict, strict=True)
 
 
 def _check_weights(alpha: float, at_weight: float,
@@ -131,18 +34,6 @@ def _check_weights(alpha: float, at_weight: float,
     if at_weight < 0 or sgm_weight < 0:
         raise ValueError('at_weight and sgm_weight must be >= 0, got '
                          f'{at_weight} and {sgm_weight}')
-
-
-def _build_segmentor(cfg: ConfigDict, role: str) -> nn.Module:
-    """Build an ``EncoderDecoder``-style segmentor, or say why not."""
-    model = MODELS.build(cfg)
-    head = getattr(model, 'decode_head', None)
-    if not (hasattr(model, 'extract_feat') and hasattr(head, 'loss_by_feat')):
-        raise TypeError(
-            f'the {role} must be an EncoderDecoder-style segmentor '
-            '(extract_feat and a single decode_head), got '
-            f'{type(model).__name__}')
-    return model
 
 
 @MODELS.register_module()
@@ -215,12 +106,12 @@ class KDASDistiller(BaseSegmentor):
         teacher (str | dict): Teacher segmentor config, or the path of a
             config file whose ``model`` is the teacher.
         student (str | dict): Student segmentor config or config file path.
-        teacher_ckpt (str, optional): Teacher checkpoint, loaded with
-            ``torch.load(map_location='cpu', weights_only=True)``; missing or
-            unexpected keys are an error. None leaves the teacher with the
-            random weights it is built with, its ``init_cfg`` unapplied
-            (tests and smoke runs only; a warning is logged).
-            Defaults to None.
+        teacher_ckpt (str, optional): Teacher checkpoint, loaded
+            weights-only on the CPU by :func:`load_teacher_weights`; keys
+            missing, unexpected or of another shape are an error that names
+            them. None leaves the teacher with the random weights it is
+            built with, its ``init_cfg`` unapplied (tests and smoke runs
+            only; a warning is logged). Defaults to None.
         alpha (float): Share of the distillation terms, in [0, 1].
             Defaults to 0.3.
         at_weight (float): Weight ``w_AT`` of ``L_AT``. 0 disables the term.
@@ -277,13 +168,13 @@ class KDASDistiller(BaseSegmentor):
         if data_preprocessor is None:
             data_preprocessor = copy.deepcopy(
                 student_cfg.get('data_preprocessor'))
-        self._check_preprocessing(data_preprocessor, teacher_cfg)
+        check_preprocessing(data_preprocessor, teacher_cfg)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         #: The config of :attr:`data_preprocessor` (the student's if None).
         self.preprocessor_cfg = copy.deepcopy(data_preprocessor)
 
-        self.student = _build_segmentor(student_cfg, 'student')
+        self.student = build_segmentor(student_cfg, 'student')
         self.teacher_ckpt = teacher_ckpt
         self.alpha = alpha
         self.at_weight = at_weight
@@ -314,7 +205,7 @@ class KDASDistiller(BaseSegmentor):
             # teacher_ckpt, and the student then initialises alike with
             # the online teacher and with a cache (same seed, same student).
             with torch.random.fork_rng(devices=[]):
-                self.teacher = _build_segmentor(teacher_cfg, 'teacher')
+                self.teacher = build_segmentor(teacher_cfg, 'teacher')
             self._load_and_freeze_teacher()
         self._setup_recording()
 
@@ -374,26 +265,6 @@ class KDASDistiller(BaseSegmentor):
             self._register_record_hooks(self.teacher, pairs, 'teacher',
                                         self._teacher_records)
 
-    @staticmethod
-    def _check_preprocessing(data_preprocessor: OptConfigType,
-                             teacher_cfg: ConfigDict) -> None:
-        """Both models see one batch: their normalisation must agree."""
-        teacher_pre = teacher_cfg.get('data_preprocessor')
-        if data_preprocessor is None or teacher_pre is None:
-            return
-
-        def plain(value: Any) -> Any:
-            return list(value) if isinstance(value, (list, tuple)) else value
-
-        for key in _SHARED_PREPROCESSING:
-            mine, theirs = data_preprocessor.get(key), teacher_pre.get(key)
-            if (mine is not None and theirs is not None
-                    and plain(mine) != plain(theirs)):
-                raise ValueError(
-                    f'data_preprocessor.{key} of the distiller ({mine}) and '
-                    f'of the teacher ({theirs}) differ; both models are fed '
-                    'the one batch the distiller preprocesses')
-
     def _register_record_hooks(self, model: nn.Module, pairs: List[dict],
                                role: str, records: Dict[str, Any]) -> None:
         """Record the outputs of the modules the pairs name in ``model``."""
@@ -404,7 +275,7 @@ class KDASDistiller(BaseSegmentor):
                 raise KeyError(
                     f'the {role} has no module named {name!r}; names come '
                     f'from {role}.named_modules(), e.g. '
-                    f"{_format_keys([n for n in modules if n][:20], 8)}")
+                    f"{format_keys([n for n in modules if n][:20], 8)}")
             modules[name].register_forward_hook(
                 partial(self._record, records, name))
 

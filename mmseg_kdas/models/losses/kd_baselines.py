@@ -1,6 +1,7 @@
 """Standard segmentation-KD losses, as baselines for KDAS.
 
-Each is a typed pure function plus a thin registered module taking
+Each is a typed pure function plus a thin registered module
+(:class:`~.base.BaseKDLoss`: the teacher's map detached, in float32) taking
 ``(student, teacher)`` maps, so that :class:`KDASDistiller` runs them through
 its pairs like its own terms, e.g. channel-wise distillation on the
 Polyp-PVT logits::
@@ -21,34 +22,14 @@ On a 1-channel map, CWD is the temperature-scaled KL between the spatial
 softmaxes of the two maps: KDAS's ``L_AT`` with the teacher's own logits in
 place of its self-attention map.
 """
+from typing import Optional
+
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg_kdas.utils.precision import in_float32
-from .kd_losses import _ALIGN_TO, align_spatial_size
-
-
-def _check_pair(name: str, student: Tensor, teacher: Tensor,
-                same_channels: bool = True) -> None:
-    if student.dim() != 4 or teacher.dim() != 4:
-        raise ValueError(f'{name} expects NCHW maps, got student '
-                         f'{tuple(student.shape)} and teacher '
-                         f'{tuple(teacher.shape)}')
-    same = student.shape if same_channels else student.shape[-2:]
-    other = teacher.shape if same_channels else teacher.shape[-2:]
-    if same != other:
-        what = 'shape' if same_channels else 'spatial size'
-        raise ValueError(f'{name} needs maps of one {what}, got student '
-                         f'{tuple(student.shape)} and teacher '
-                         f'{tuple(teacher.shape)}')
-
-
-def _check_temperature(temperature: float) -> None:
-    if temperature <= 0:
-        raise ValueError(f'temperature must be > 0, got {temperature}')
+from .base import BaseKDLoss, check_pair, check_positive
 
 
 def pixel_kd_loss(student: Tensor,
@@ -64,15 +45,16 @@ def pixel_kd_loss(student: Tensor,
     1 - sigmoid(z / T))``.
 
     Args:
-        student (Tensor): Student logits ``(B, C, H, W)``.
+        student (Tensor): Student logits ``(B, C, H, W)``; one channel for
+            a sigmoid map.
         teacher (Tensor): Teacher logits, same shape.
         temperature (float): Temperature ``T`` (> 0). Defaults to 1.0.
 
     Returns:
         Tensor: A scalar loss.
     """
-    _check_pair('pixel_kd_loss', student, teacher)
-    _check_temperature(temperature)
+    check_pair('pixel_kd_loss', student, teacher, nchw=True)
+    check_positive('temperature', temperature)
     s, t = student / temperature, teacher / temperature
     if s.shape[1] == 1:
         # log p and log(1 - p) of a Bernoulli with logit z: logsigmoid(+-z)
@@ -97,15 +79,15 @@ def channel_wise_divergence(student: Tensor,
     loss of the same name.
 
     Args:
-        student (Tensor): Student maps ``(B, C, H, W)``.
+        student (Tensor): Student maps ``(B, C, H, W)``, logits or features.
         teacher (Tensor): Teacher maps, same shape.
         temperature (float): Temperature ``T`` (> 0). Defaults to 1.0.
 
     Returns:
-        Tensor: A scalar loss.
+        Tensor: A scalar loss, the mean over the ``B * C`` channels.
     """
-    _check_pair('channel_wise_divergence', student, teacher)
-    _check_temperature(temperature)
+    check_pair('channel_wise_divergence', student, teacher, nchw=True)
+    check_positive('temperature', temperature)
     b, c = student.shape[:2]
     log_s = F.log_softmax(student.flatten(2) / temperature, dim=2)
     log_t = F.log_softmax(teacher.flatten(2) / temperature, dim=2)
@@ -146,118 +128,77 @@ def attention_transfer_loss(student: Tensor,
     Returns:
         Tensor: A scalar loss.
     """
-    _check_pair('attention_transfer_loss', student, teacher,
-                same_channels=False)
-    if student.shape[0] != teacher.shape[0]:
-        raise ValueError('attention_transfer_loss needs one batch size, got '
-                         f'student {tuple(student.shape)} and teacher '
-                         f'{tuple(teacher.shape)}')
+    check_pair('attention_transfer_loss', student, teacher, 'spatial size',
+               nchw=True)
+    check_pair('attention_transfer_loss', student, teacher, 'batch size')
     diff = attention_transfer_map(student, p) - attention_transfer_map(
         teacher, p)
     return diff.pow(2).mean()
 
 
-class _PairLoss(nn.Module):
-    """A loss of (student, teacher) maps, resized to one size first.
-
-    Subclasses set ``_function``, called as ``_function(student, teacher,
-    **params)`` with the ``params`` given to ``__init__``, in float32 with
-    autocast off (:func:`~mmseg_kdas.utils.precision.in_float32`).
-    """
-
-    _function = None
-
-    def __init__(self, align_to: str, loss_weight: float, loss_name: str,
-                 **params) -> None:
-        super().__init__()
-        if align_to not in _ALIGN_TO:
-            raise ValueError(f'align_to must be one of {_ALIGN_TO}, '
-                             f'got {align_to!r}')
-        self.align_to = align_to
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
-        self.params = params
-
-    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
-        """Compute the weighted loss.
-
-        Args:
-            student (Tensor): Student map ``(B, C, Hs, Ws)``.
-            teacher (Tensor): Teacher map ``(B, C', Ht, Wt)``; resized
-                (bilinear) to the other's size where the two differ, as
-                ``align_to`` says.
-
-        Returns:
-            Tensor: The weighted scalar loss, float32.
-        """
-        return self.loss_weight * in_float32(self._loss, student, teacher)
-
-    def _loss(self, student: Tensor, teacher: Tensor) -> Tensor:
-        student, teacher = align_spatial_size(student, teacher,
-                                              self.align_to)
-        return type(self)._function(student, teacher, **self.params)
-
-    @property
-    def loss_name(self) -> str:
-        """str: Name of the loss item."""
-        return self._loss_name
-
-
-@MODELS.register_module()
-class PixelKDLoss(_PairLoss):
-    """Pixel-wise KD (:func:`pixel_kd_loss`).
+class _TemperatureKDLoss(BaseKDLoss):
+    """A baseline with a temperature, whose name has a per-class default.
 
     Args:
         temperature (float): Temperature ``T``. Defaults to 1.0.
         align_to (str): ``'teacher'`` or ``'student'``: whose size the other
             map is resized to when they differ. Defaults to 'teacher'.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
-        loss_name (str): Name of the loss item. Defaults to 'loss_pkd'.
+        loss_name (str, optional): Name of the loss item. Defaults to None:
+            the class's :attr:`default_loss_name`.
     """
 
-    _function = pixel_kd_loss
+    #: The name of the loss item unless ``loss_name`` is given.
+    default_loss_name: str
 
     def __init__(self,
                  temperature: float = 1.0,
                  align_to: str = 'teacher',
                  loss_weight: float = 1.0,
-                 loss_name: str = 'loss_pkd') -> None:
-        _check_temperature(temperature)
+                 loss_name: Optional[str] = None) -> None:
+        if loss_name is None:
+            loss_name = self.default_loss_name
         super().__init__(
-            align_to, loss_weight, loss_name, temperature=temperature)
+            loss_weight, loss_name, align_to, temperature=temperature)
 
 
 @MODELS.register_module()
-class ChannelWiseDivergence(_PairLoss):
+class PixelKDLoss(_TemperatureKDLoss):
+    """Pixel-wise KD (:func:`pixel_kd_loss`).
+
+    Its arguments: ``temperature`` (default 1.0), ``align_to``
+    (``'teacher'``), ``loss_weight`` (1.0) and ``loss_name``
+    (``'loss_pkd'``), as :class:`_TemperatureKDLoss` describes them.
+    """
+
+    default_loss_name = 'loss_pkd'
+
+    def kd_loss(self, student: Tensor, teacher: Tensor) -> Tensor:
+        return pixel_kd_loss(student, teacher, self.temperature)
+
+
+@MODELS.register_module()
+class ChannelWiseDivergence(_TemperatureKDLoss):
     """Channel-wise distillation (:func:`channel_wise_divergence`).
 
-    Args:
-        temperature (float): Temperature ``T``. Defaults to 1.0.
-        align_to (str): ``'teacher'`` or ``'student'``: whose size the other
-            map is resized to when they differ. Defaults to 'teacher'.
-        loss_weight (float): Multiplier of the loss. Published
-            segmentation settings: ``T = 1``, weight 5 (mmrazor's Cityscapes
-            config ``cwd_logits_pspnet_r101_d8_pspnet_r18_d8_512x1024_
-            cityscapes_80k.py``); ``T = 4``, weight 3 (the CWD authors'
-            script, irfanICMLL/TorchDistiller ``exp_cwd.sh channel kl 3
-            4``). Defaults to 1.0.
-        loss_name (str): Name of the loss item. Defaults to 'loss_cwd'.
+    Its arguments: ``temperature`` (default 1.0), ``align_to``
+    (``'teacher'``), ``loss_weight`` (1.0) and ``loss_name``
+    (``'loss_cwd'``), as :class:`_TemperatureKDLoss` describes them.
+    Published segmentation settings: ``T = 1``, weight 5 (mmrazor's
+    Cityscapes config
+    ``cwd_logits_pspnet_r101_d8_pspnet_r18_d8_512x1024_cityscapes_80k.py``);
+    ``T = 4``, weight 3 (the CWD authors' script, irfanICMLL/TorchDistiller
+    ``exp_cwd.sh channel kl 3 4``).
     """
 
-    _function = channel_wise_divergence
+    default_loss_name = 'loss_cwd'
 
-    def __init__(self,
-                 temperature: float = 1.0,
-                 align_to: str = 'teacher',
-                 loss_weight: float = 1.0,
-                 loss_name: str = 'loss_cwd') -> None:
-        _check_temperature(temperature)
-        super().__init__(
-            align_to, loss_weight, loss_name, temperature=temperature)
+    def kd_loss(self, student: Tensor, teacher: Tensor) -> Tensor:
+        return channel_wise_divergence(student, teacher, self.temperature)
 
 
 @MODELS.register_module()
-class AttentionTransferLoss(_PairLoss):
+class AttentionTransferLoss(BaseKDLoss):
     """Attention transfer (:func:`attention_transfer_loss`).
 
     Args:
@@ -269,16 +210,18 @@ class AttentionTransferLoss(_PairLoss):
         loss_name (str): Name of the loss item. Defaults to 'loss_atf'.
     """
 
-    _function = attention_transfer_loss
-
     def __init__(self,
                  p: float = 2.0,
                  align_to: str = 'teacher',
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_atf') -> None:
-        if p <= 0:
-            raise ValueError(f'p must be > 0, got {p}')
-        super().__init__(align_to, loss_weight, loss_name, p=p)
+        check_positive('p', p)
+        super().__init__(loss_weight, loss_name, align_to)
+        self.p = p
+
+    def kd_loss(self, student: Tensor, teacher: Tensor) -> Tensor:
+        """:func:`attention_transfer_loss` of two feature maps."""
+        return attention_transfer_loss(student, teacher, self.p)
 
 
 __all__ = [

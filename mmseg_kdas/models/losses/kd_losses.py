@@ -1,25 +1,22 @@
 """Distillation losses of KDAS: attention supervision and symmetric guidance.
 
-The maths lives in typed pure functions; the registered modules only hold
-``loss_weight`` and ``loss_name``, align the spatial sizes of the two maps
-and treat the teacher's map as a target (detached: no gradient reaches it).
-Each module computes in float32 with autocast off
+The maths lives in typed pure functions; the registered modules are thin
+:class:`~.base.BaseKDLoss` subclasses: they hold ``loss_weight`` and
+``loss_name``, align the spatial sizes of the two maps and treat the
+teacher's map as a target (detached: no gradient reaches it). Each module
+computes in float32 with autocast off
 (:func:`mmseg_kdas.utils.precision.in_float32`), on its own as well as in
 :class:`KDASDistiller` (which wraps every term so once more), so mixed
 precision cannot overflow them in any distiller or training loop.
 """
 import math
-from functools import partial
-from typing import Tuple
 
-import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg_kdas.utils.precision import in_float32
+from .base import BaseKDLoss, check_pair, check_positive
 
-_ALIGN_TO = ('teacher', 'student')
 _SYMMETRIC_LOSS_TYPES = ('mse', 'l1', 'cosine')
 
 
@@ -64,12 +61,8 @@ def kl_distillation_loss(student: Tensor,
     Returns:
         Tensor: A scalar loss.
     """
-    if student.shape != teacher.shape:
-        raise ValueError('kl_distillation_loss needs maps of one shape, got '
-                         f'student {tuple(student.shape)} and teacher '
-                         f'{tuple(teacher.shape)}')
-    if temperature <= 0:
-        raise ValueError(f'temperature must be > 0, got {temperature}')
+    check_pair('kl_distillation_loss', student, teacher)
+    check_positive('temperature', temperature)
     log_p_student = F.log_softmax(student.flatten(1) / temperature, dim=1)
     log_p_teacher = F.log_softmax(teacher.flatten(1) / temperature, dim=1)
     kl = F.kl_div(
@@ -115,10 +108,7 @@ def symmetric_kd_loss(student: Tensor,
     Returns:
         Tensor: A scalar loss.
     """
-    if student.shape != teacher.shape:
-        raise ValueError('symmetric_kd_loss needs embeddings of one shape, '
-                         f'got student {tuple(student.shape)} and teacher '
-                         f'{tuple(teacher.shape)}')
+    check_pair('symmetric_kd_loss', student, teacher)
     if loss_type == 'mse':
         return F.mse_loss(student, teacher)
     if loss_type == 'l1':
@@ -131,51 +121,8 @@ def symmetric_kd_loss(student: Tensor,
                      f'got {loss_type!r}')
 
 
-def align_spatial_size(
-        student: Tensor,
-        teacher: Tensor,
-        align_to: str = 'teacher',
-        align_corners: bool = False) -> Tuple[Tensor, Tensor]:
-    """Resize one of two NCHW maps (bilinear) to the other's ``H x W``.
-
-    Args:
-        student (Tensor): Student map ``(B, C, Hs, Ws)``.
-        teacher (Tensor): Teacher map ``(B, C, Ht, Wt)``.
-        align_to (str): ``'teacher'`` resizes the student map to the
-            teacher's size, ``'student'`` the teacher map to the student's.
-            Defaults to 'teacher'.
-        align_corners (bool): As in :func:`torch.nn.functional.interpolate`.
-            Defaults to False.
-
-    Returns:
-        tuple[Tensor, Tensor]: ``(student, teacher)`` of one spatial size.
-    """
-    if align_to not in _ALIGN_TO:
-        raise ValueError(f'align_to must be one of {_ALIGN_TO}, '
-                         f'got {align_to!r}')
-    if student.dim() != 4 or teacher.dim() != 4:
-        raise ValueError('expected NCHW maps, got student '
-                         f'{tuple(student.shape)} and teacher '
-                         f'{tuple(teacher.shape)}')
-    if student.shape[-2:] == teacher.shape[-2:]:
-        return student, teacher
-    if align_to == 'teacher':
-        student = F.interpolate(
-            student,
-            size=teacher.shape[-2:],
-            mode='bilinear',
-            align_corners=align_corners)
-    else:
-        teacher = F.interpolate(
-            teacher,
-            size=student.shape[-2:],
-            mode='bilinear',
-            align_corners=align_corners)
-    return student, teacher
-
-
 @MODELS.register_module()
-class AttentionSupervisionLoss(nn.Module):
+class AttentionSupervisionLoss(BaseKDLoss):
     """Attention supervision loss ``L_AT`` of KDAS.
 
     `KDAS: Knowledge Distillation via Attention Supervision Framework for
@@ -206,52 +153,23 @@ class AttentionSupervisionLoss(nn.Module):
                  align_corners: bool = False,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_at') -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
-        if align_to not in _ALIGN_TO:
-            raise ValueError(f'align_to must be one of {_ALIGN_TO}, '
-                             f'got {align_to!r}')
-        self.temperature = temperature
-        self.align_to = align_to
-        self.align_corners = align_corners
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
+        super().__init__(loss_weight, loss_name, align_to, align_corners,
+                         temperature)
 
-    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            student (Tensor): Student logits ``(B, C, Hs, Ws)``.
-            teacher (Tensor): Teacher logits ``(B, C, Ht, Wt)``.
-
-        Returns:
-            Tensor: The weighted scalar loss, float32.
-        """
-        return self.loss_weight * in_float32(self._loss, student,
-                                             teacher.detach())
-
-    def _loss(self, student: Tensor, teacher: Tensor) -> Tensor:
-        student, teacher = align_spatial_size(student, teacher,
-                                              self.align_to,
-                                              self.align_corners)
+    def kd_loss(self, student: Tensor, teacher: Tensor) -> Tensor:
         return attention_supervision_loss(student, teacher, self.temperature)
-
-    @property
-    def loss_name(self) -> str:
-        """str: Name of the loss item."""
-        return self._loss_name
 
 
 @MODELS.register_module()
-class SymmetricKDLoss(nn.Module):
+class SymmetricKDLoss(BaseKDLoss):
     """Distance between the symmetric embeddings of the SGM neck.
 
     `KDAS: Knowledge Distillation via Attention Supervision Framework for
     Polyp Segmentation <https://arxiv.org/abs/2312.08555>`_.
 
     The teacher's embedding is a target: it is detached, so no gradient
-    reaches it. The loss is computed in float32 with autocast off.
+    reaches it. The loss is computed in float32 with autocast off. The two
+    embeddings must have one shape (:class:`SGMNeck` makes them so).
 
     Args:
         loss_type (str): ``'mse'``, ``'l1'`` or ``'cosine'``, see
@@ -265,36 +183,18 @@ class SymmetricKDLoss(nn.Module):
                  loss_type: str = 'mse',
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_sgm') -> None:
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         if loss_type not in _SYMMETRIC_LOSS_TYPES:
             raise ValueError(f'loss_type must be one of '
                              f'{_SYMMETRIC_LOSS_TYPES}, got {loss_type!r}')
         self.loss_type = loss_type
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
-    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            student (Tensor): Student embedding.
-            teacher (Tensor): Teacher embedding, same shape.
-
-        Returns:
-            Tensor: The weighted scalar loss, float32.
-        """
-        return self.loss_weight * in_float32(
-            partial(symmetric_kd_loss, loss_type=self.loss_type), student,
-            teacher.detach())
-
-    @property
-    def loss_name(self) -> str:
-        """str: Name of the loss item."""
-        return self._loss_name
+    def kd_loss(self, student: Tensor, teacher: Tensor) -> Tensor:
+        return symmetric_kd_loss(student, teacher, self.loss_type)
 
 
 __all__ = [
     'self_attention_map', 'kl_distillation_loss',
-    'attention_supervision_loss', 'symmetric_kd_loss', 'align_spatial_size',
+    'attention_supervision_loss', 'symmetric_kd_loss',
     'AttentionSupervisionLoss', 'SymmetricKDLoss'
 ]

@@ -3,12 +3,11 @@ from functools import partial
 from typing import Optional, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg_kdas.utils.precision import in_float32
+from .base import WeightedLoss
 
 
 def boundary_weight(mask: Tensor,
@@ -133,7 +132,7 @@ def structure_loss(pred: Tensor,
 
 
 @MODELS.register_module()
-class StructureLoss(nn.Module):
+class StructureLoss(WeightedLoss):
     """Structure loss (weighted BCE + weighted IoU) for binary logits.
 
     From PraNet (`Fan et al., MICCAI 2020
@@ -160,12 +159,7 @@ class StructureLoss(nn.Module):
                  kernel_size: int = 31,
                  boundary_weight: float = 5.0,
                  weighted_bce: bool = True) -> None:
-        super().__init__()
-        if 'loss' not in loss_name:
-            raise ValueError(f'StructureLoss: loss_name must contain '
-                             f'"loss" to be optimised, got {loss_name!r}')
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
+        super().__init__(loss_weight, loss_name)
         self.kernel_size = kernel_size
         self.boundary_weight = boundary_weight
         self.weighted_bce = weighted_bce
@@ -192,15 +186,10 @@ class StructureLoss(nn.Module):
             raise ValueError('StructureLoss does not take a pixel weight '
                              '(no pixel sampler with this loss)')
         # in float32 under --amp: its sums over the pixels overflow float16
-        return self.loss_weight * in_float32(
+        return self.weighted(
             partial(
                 structure_loss,
                 ignore_index=ignore_index,
                 kernel_size=self.kernel_size,
                 boundary_weight_factor=self.boundary_weight,
                 weighted_bce=self.weighted_bce), pred, target)
-
-    @property
-    def loss_name(self) -> str:
-        """str: Name of the term in the log."""
-        return self._loss_name

@@ -9,6 +9,7 @@ from mmseg.utils import OptMultiConfig
 from torch import Tensor
 
 from mmseg_kdas.utils.precision import in_float32
+from ..losses.base import check_pair
 
 _EMBEDDINGS = ('transpose', 'gram', 'covariance')
 
@@ -152,10 +153,7 @@ class SGMNeck(BaseModule):
             shape: ``(B, Ct, S, S)`` for ``'transpose'``, ``(B, Ct, Ct)``
             otherwise; float32.
         """
-        if student.dim() != 4 or teacher.dim() != 4:
-            raise ValueError('SGMNeck expects NCHW maps, got student '
-                             f'{tuple(student.shape)} and teacher '
-                             f'{tuple(teacher.shape)}')
+        check_pair('SGMNeck', student, teacher, None, nchw=True)
         if self.adapter is not None:
             if student.shape[1] != self.student_channels:
                 raise ValueError(

@@ -145,7 +145,7 @@ def convert_polyp_pvt(state_dict: StateDict) -> Tuple[StateDict, str]:
 
     Args:
         state_dict (dict[str, Tensor]): Reference model state dict (see
-            :func:`load_state_dict_file`).
+            :func:`~mmseg_kdas.utils.checkpoint_file.load_state_dict_file`).
 
     Returns:
         tuple[dict[str, Tensor], str]: The mmseg state dict and the arch

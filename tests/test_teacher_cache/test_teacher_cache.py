@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS
+from conftest import CONFIGS, ROOT
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
@@ -15,19 +15,19 @@ from mmseg.registry import DATASETS, MODELS
 
 from mmseg_kdas.datasets import make_synthetic_polyp_dataset
 from mmseg_kdas.engine import find_multiscale_augment
-from mmseg_kdas.engine.hooks.teacher_cache_hook import (dataset_image_paths,
-                                                        dataset_pipelines)
-from mmseg_kdas.engine.teacher_cache import build_teacher_cache
-from mmseg_kdas.models.distillers.teacher_cache import (MANIFEST, TeacherCache,
-                                                        TeacherCacheError,
-                                                        canonical,
-                                                        check_deterministic,
-                                                        first_difference,
-                                                        randomness_problems)
+from mmseg_kdas.teacher_cache import (MANIFEST, TeacherCache,
+                                      TeacherCacheError, build_teacher_cache,
+                                      canonical, check_deterministic,
+                                      dataset_image_paths, dataset_pipelines,
+                                      first_difference, randomness_problems)
 from mmseg_kdas.testing import tiny_polyp_pvt
 
 init_default_scope('mmseg')
 RATES = (0.5, 1.0, 1.5)  # tiny_kdas_resume.py: 32, 64 and 96 px
+# Attention transfer on the four backbone stages (teacher 'backbone:i').
+AT_BASELINE = osp.join(
+    ROOT, 'configs', 'kd_baselines',
+    'at_polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-352x352.py')
 
 
 def save_teacher(path, seed):
@@ -93,13 +93,14 @@ def test_cache_layout_and_size(setup):
     assert not osp.exists(setup['cache'] + '.partial')
 
 
-@pytest.mark.parametrize('rate_index', [0, 1, 2])
-def test_cached_terms_equal_online_terms(setup, rate_index):
-    cfg = setup['cfg']
+def assert_cached_terms_equal_online_terms(model_cfg, cache, cfg,
+                                           rate_index, kd_keys):
+    """A distiller reading ``cache`` gives the losses of one running its
+    teacher, on a batch the cache was not filled with."""
     torch.manual_seed(1)
-    online = MODELS.build(copy.deepcopy(cfg.model))
-    cached_cfg = copy.deepcopy(cfg.model)
-    cached_cfg.teacher_cache = setup['cache']
+    online = MODELS.build(copy.deepcopy(model_cfg))
+    cached_cfg = copy.deepcopy(model_cfg)
+    cached_cfg.teacher_cache = cache
     cached = checked(MODELS.build(cached_cfg), cfg)
     assert cached.teacher is None
     cached.load_state_dict(online.state_dict(), strict=False)
@@ -115,17 +116,17 @@ def test_cached_terms_equal_online_terms(setup, rate_index):
         processed = model.data_preprocessor(copy.deepcopy(data), True)
         terms[name] = model(**processed, mode='loss')
     kd = [k for k in terms['online'] if k.startswith(('loss_at', 'loss_sgm'))]
-    assert sorted(kd) == ['loss_at_0', 'loss_at_1', 'loss_sgm_0']
+    assert sorted(kd) == kd_keys
     for key in terms['online']:
         torch.testing.assert_close(
             terms['cached'][key], terms['online'][key], rtol=1e-6, atol=1e-6)
 
 
-def test_cached_maps_equal_the_teacher(setup):
-    """Upsampled on load, the stride-8 maps give the teacher's outputs."""
-    cfg = setup['cfg']
-    online = MODELS.build(copy.deepcopy(cfg.model))
-    cache = TeacherCache(setup['cache'])
+def assert_cached_maps_equal_the_teacher(model_cfg, cache, cfg, run_teacher):
+    """On the cache's own first batch, at every rate, the cache gives the
+    bits of ``run_teacher(teacher, inputs)`` (a dict by source key)."""
+    online = MODELS.build(copy.deepcopy(model_cfg))
+    cache = TeacherCache(cache)
     data = batch_of(cfg, [0, 1])  # the cache's own first batch
     augment = find_multiscale_augment(online)
     for index in range(len(RATES)):
@@ -133,14 +134,78 @@ def test_cached_maps_equal_the_teacher(setup):
         processed = online.data_preprocessor(copy.deepcopy(data), True)
         inputs = processed['inputs']
         with torch.no_grad():
-            p1, p2 = online.teacher.decode_head(
-                online.teacher.extract_feat(inputs))
+            expected = run_teacher(online.teacher, inputs)
         maps = cache.lookup(
             [s.img_path for s in processed['data_samples']],
-            inputs.shape[-2:], ['head:0', 'head:1'], inputs.device)
+            inputs.shape[-2:], list(expected), inputs.device)
         # the same batch as the fill: the same bits
-        assert torch.equal(maps['head:0'], p1)
-        assert torch.equal(maps['head:1'], p2)
+        for key, value in expected.items():
+            assert torch.equal(maps[key], value), (key, index)
+
+
+@pytest.mark.parametrize('rate_index', [0, 1, 2])
+def test_cached_terms_equal_online_terms(setup, rate_index):
+    assert_cached_terms_equal_online_terms(
+        setup['cfg'].model, setup['cache'], setup['cfg'], rate_index,
+        ['loss_at_0', 'loss_at_1', 'loss_sgm_0'])
+
+
+def test_cached_maps_equal_the_teacher(setup):
+    """Upsampled on load, the stride-8 maps give the teacher's outputs."""
+
+    def head_maps(teacher, inputs):
+        p1, p2 = teacher.decode_head(teacher.extract_feat(inputs))
+        return {'head:0': p1, 'head:1': p2}
+
+    assert_cached_maps_equal_the_teacher(setup['cfg'].model, setup['cache'],
+                                         setup['cfg'], head_maps)
+
+
+@pytest.fixture(scope='module')
+def at_setup(setup):
+    """A cache of the backbone stages the AT baseline distils."""
+    at = Config.fromfile(AT_BASELINE).model
+    cfg = copy.deepcopy(setup['cfg'])
+    for key in ('at_weight', 'at_pairs', 'loss_at', 'sgm_weight',
+                'sgm_pairs'):
+        cfg.model[key] = at[key]
+    cache = build_teacher_cache(cfg, str(setup['root'] / 'at_cache'),
+                                batch_size=2)
+    return dict(cfg=cfg, cache=cache)
+
+
+def test_backbone_sources_are_cached_at_full_resolution(at_setup):
+    cache = TeacherCache(at_setup['cache'])
+    assert cache.sources == [f'backbone:{i}' for i in range(4)]
+    assert cache.sizes == [(32, 32), (64, 64), (96, 96)]
+    # module outputs are stored as the module gives them (the teacher's
+    # stages: 32 to 256 channels at strides 4 to 32), not upsampled
+    assert len(cache.manifest['arrays']) == 12
+    for entry in cache.manifest['arrays']:
+        stage = int(entry['source'].split(':')[1])
+        h, w = (s // 2**(stage + 2) for s in entry['size'])
+        assert entry['shape'] == [5, 32 * 2**stage, h, w]
+        assert entry['upsample'] is None
+
+
+def test_cached_backbone_maps_equal_the_teacher(at_setup):
+
+    def backbone_maps(teacher, inputs):
+        return {
+            f'backbone:{i}': feat
+            for i, feat in enumerate(teacher.backbone(inputs))
+        }
+
+    assert_cached_maps_equal_the_teacher(at_setup['cfg'].model,
+                                         at_setup['cache'], at_setup['cfg'],
+                                         backbone_maps)
+
+
+@pytest.mark.parametrize('rate_index', [0, 1, 2])
+def test_cached_backbone_terms_equal_online_terms(at_setup, rate_index):
+    assert_cached_terms_equal_online_terms(
+        at_setup['cfg'].model, at_setup['cache'], at_setup['cfg'],
+        rate_index, [f'loss_atf_{i}' for i in range(4)])
 
 
 def test_lowres_upsampling_is_bit_identical():

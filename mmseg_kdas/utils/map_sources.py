@@ -1,7 +1,7 @@
 """Where a distilled map comes from: sources and their parsing.
 
 Shared by :class:`~mmseg_kdas.models.distillers.KDASDistiller` and the
-teacher cache (:mod:`~mmseg_kdas.models.distillers.teacher_cache`).
+teacher cache (:mod:`mmseg_kdas.teacher_cache`), which sits below the models.
 """
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Union
 

@@ -1,7 +1,10 @@
 """Fill a teacher cache: the frozen teacher once over the training set.
 
-The command line is ``tools/cache_teacher.py``; the cache format and its
-checks are in :mod:`mmseg_kdas.models.distillers.teacher_cache`.
+The command line is ``tools/cache_teacher.py``. The distiller is built from
+the config through mmseg's ``MODELS`` registry and used through what every
+``KDASDistiller`` has (``teacher``, ``data_preprocessor``,
+``preprocessor_cfg``, ``teacher_sources``), so that this package imports
+nothing of :mod:`mmseg_kdas.models`.
 """
 import copy
 import math
@@ -9,7 +12,7 @@ import os
 import os.path as osp
 import shutil
 import time
-from typing import Optional
+from typing import Any, List, Optional
 
 import torch
 from mmengine.config import Config
@@ -18,23 +21,33 @@ from mmengine.dist import barrier, get_dist_info
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
 
-from ..models.distillers import load_model_config
-from ..models.distillers.teacher_cache import (MANIFEST, TeacherCacheError,
-                                               TeacherCacheWriter, canonical,
-                                               check_deterministic,
-                                               image_record,
-                                               preprocessing_identity,
-                                               sha256_file, teacher_identity,
-                                               teacher_maps)
 from ..utils.atomic import fsync_dir
-from .distributed import setup_cpu_distributed
-from .hooks.teacher_cache_hook import dataset_pipelines
-from .loops import find_multiscale_augment
+from ..utils.distributed import setup_cpu_distributed
+from ..utils.model_config import load_model_config
+from .hook import dataset_pipelines
+from .identity import TeacherCacheError, canonical
+from .manifest import MANIFEST, run_record
+from .randomness import check_deterministic
+from .writer import TeacherCacheWriter, teacher_maps
 
 __all__ = ['build_teacher_cache']
 
 
-def _rates(augment):
+def _multiscale_augment(preprocessor: torch.nn.Module) -> Optional[Any]:
+    """The ``BatchMultiScaleResize`` of a data preprocessor, or None.
+
+    :func:`~.randomness.check_deterministic` has refused every other batch
+    augmentation, so each one the preprocessor built is one.
+    """
+    built = getattr(
+        getattr(preprocessor, 'batch_augments', None), 'augments', None) or []
+    if len(built) > 1:
+        raise ValueError('the data preprocessor has more than one '
+                         f'BatchMultiScaleResize: {built}')
+    return built[0] if built else None
+
+
+def _rates(augment) -> List[Optional[int]]:
     return list(range(len(augment.rates))) if augment is not None else [None]
 
 
@@ -53,7 +66,7 @@ def build_teacher_cache(cfg: Config,
     """Run the teacher of a distiller config once; write its cache to ``out``.
 
     See ``tools/cache_teacher.py`` (its command line) and
-    :mod:`mmseg_kdas.models.distillers.teacher_cache` (the cache).
+    :mod:`mmseg_kdas.teacher_cache` (the cache).
 
     Args:
         cfg: A config whose ``model`` is a ``KDASDistiller`` with a
@@ -115,7 +128,7 @@ def build_teacher_cache(cfg: Config,
         if torch.cuda.is_available() else 'cpu')
     teacher = distiller.teacher.to(device).eval()
     preprocessor = distiller.data_preprocessor.to(device)
-    augment = find_multiscale_augment(distiller)
+    augment = _multiscale_augment(preprocessor)
     sources = distiller.teacher_sources
     if not sources:
         raise ValueError(f'{name}: no distillation term is active '
@@ -178,19 +191,14 @@ def build_teacher_cache(cfg: Config,
     writer.flush()
     barrier()
     if rank == 0:
-        teacher_cfg = load_model_config(model_cfg.teacher, 'teacher')
         writer.finish(
-            dict(
-                teacher=dict(
-                    config=teacher_identity(teacher_cfg),
-                    checkpoint=dict(
-                        path=osp.abspath(ckpt),
-                        bytes=osp.getsize(ckpt),
-                        sha256=sha256_file(ckpt))),
-                preprocessing=preprocessing_identity(preprocessor_cfg),
-                pipeline=canonical(pipelines[0]),
+            run_record(
+                teacher_cfg=load_model_config(model_cfg.teacher, 'teacher'),
+                teacher_ckpt=ckpt,
+                preprocessor_cfg=preprocessor_cfg,
+                pipeline=pipelines[0],
                 sources=[s.key for s in sources],
-                images=[image_record(p) for p in paths],
+                image_paths=paths,
                 config=osp.abspath(cfg.filename) if cfg.filename else None))
         fsync_dir(writer.folder)
         os.rename(writer.folder, out)

@@ -1,4 +1,9 @@
-"""Check a distiller's teacher cache against the training data."""
+"""Check a distiller's teacher cache against the training data.
+
+:class:`TeacherCacheHook` runs the check before training;
+:func:`dataset_pipelines` and :func:`dataset_image_paths` give it (and the
+builder) the pipelines and images of a training set.
+"""
 import logging
 from typing import List
 
@@ -7,7 +12,9 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
-from ...models.distillers.teacher_cache import TeacherCacheError
+from .identity import TeacherCacheError
+
+__all__ = ['dataset_pipelines', 'dataset_image_paths', 'TeacherCacheHook']
 
 
 def dataset_pipelines(dataset_cfg: dict) -> List[list]:
@@ -50,9 +57,8 @@ class TeacherCacheHook(Hook):
     ``teacher_cache``. It then checks, before the first iteration, that the
     training pipeline is deterministic and the one the cache was made with,
     and that every training image is in the cache with unchanged content
-    (:meth:`~mmseg_kdas.models.distillers.teacher_cache.TeacherCache.
-    check_data`); the distiller refuses to train from a cache that was not
-    checked so.
+    (:meth:`~mmseg_kdas.teacher_cache.TeacherCache.check_data`); the
+    distiller refuses to train from a cache that was not checked so.
     """
 
     priority = 'VERY_HIGH'
