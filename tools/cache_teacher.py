@@ -13,7 +13,7 @@ dataset, through the training pipeline and the distiller's data
 preprocessor, at every size the config's multi-scale training produces
 (each rate of its ``BatchMultiScaleResize``), and the maps that the
 config's ``at_pairs`` / ``sgm_pairs`` consume are stored in DIR (see
-:mod:`mmseg_kdas.models.distillers.teacher_cache`). Train from it with
+:mod:`mmseg_kdas.teacher_cache`). Train from it with
 
     python tools/train.py CONFIG --cfg-options model.teacher_cache=DIR
 

@@ -9,10 +9,10 @@ import os.path as osp
 
 from mmengine.runner import Runner
 
-from mmseg_kdas.engine import setup_cpu_distributed
 from mmseg_kdas.utils.cli import (add_run_arguments,
                                   ignore_pkg_resources_warning, parse_run_args,
                                   run_config)
+from mmseg_kdas.utils.distributed import setup_cpu_distributed
 
 
 def parse_args():

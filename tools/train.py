@@ -16,11 +16,11 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
-from mmseg_kdas.engine import setup_cpu_distributed
 from mmseg_kdas.engine.checkpoint import find_resumable_checkpoint
 from mmseg_kdas.utils.cli import (add_run_arguments,
                                   ignore_pkg_resources_warning, parse_run_args,
                                   run_config)
+from mmseg_kdas.utils.distributed import setup_cpu_distributed
 
 
 def parse_args():

@@ -107,7 +107,7 @@ def rewrite_for_deploy(segmentor: nn.Module) -> nn.Module:
         A copy of it, in eval mode, sharing its parameters and buffers, with
         every PVTv2 ``ConvMlp`` replaced by :class:`GridConvMlp`.
     """
-    from mmseg_kdas.models.backbones.pvtv2 import ConvMlp
+    from mmseg_kdas.models.backbones.pvtv2_layers import ConvMlp
     rewritten = _share_copy(segmentor).eval()
     for module in list(rewritten.modules()):
         for name, child in module.named_children():

@@ -35,7 +35,7 @@ from mmseg_kdas.deployment.pipeline import (bilinear_matrix, postprocess,
                                             read_image, resize_logits)
 from mmseg_kdas.deployment.rewrites import GridConvMlp, rewrite_for_deploy
 from mmseg_kdas.deployment.spec import DeploySpec
-from mmseg_kdas.models.backbones.pvtv2 import ConvMlp
+from mmseg_kdas.models.backbones.pvtv2_layers import ConvMlp
 from mmseg_kdas.testing import tiny_binary_segformer
 
 BOUND = 1e-5

@@ -7,7 +7,7 @@
 Times, in one process and on the same batch: the KDAS step (forward of
 student and teacher, losses, backward, optimizer step), the KDAS step with a
 warm teacher cache (the teacher's maps read from a cache of this batch,
-:mod:`mmseg_kdas.models.distillers.teacher_cache`; the teacher is not
+:mod:`mmseg_kdas.teacher_cache`; the teacher is not
 run), (a) a student-only step (the student's own losses, backward, step) and
 (b) a teacher forward alone, and prints the distillation overhead
 ``KD step / (student step + teacher forward)`` (1.0 means distilling costs

@@ -31,9 +31,8 @@ from mmseg_kdas.deployment.backends import (OpenVINOPredictor,
                                             openvino_native_bf16)
 from mmseg_kdas.deployment.inference import IMAGE_EXTENSIONS, list_images
 from mmseg_kdas.deployment.pipeline import postprocess, preprocess, read_image
-from mmseg_kdas.evaluation.polyp_measures import (dice_iou_from_counts,
-                                                  prepare_prediction,
-                                                  threshold_counts)
+from mmseg_kdas.evaluation import (dice_iou_from_counts, prepare_prediction,
+                                   threshold_counts)
 from mmseg_kdas.utils.atomic import atomic_write_text
 
 

@@ -13,10 +13,9 @@ from torch import Tensor
 
 from mmseg_kdas.utils.checkpoint_file import (StateDict, load_state_dict_file,
                                               load_state_dict_strict)
-from .pvtv2_layers import ConvMlp, OverlapPatchEmbed, PVTv2Block
+from .pvtv2_layers import OverlapPatchEmbed, PVTv2Block
 
-# ConvMlp, which deployment.rewrites swaps, is still importable from here
-__all__ = ['PVTv2', 'load_pvtv2_pretrained', 'ConvMlp']
+__all__ = ['PVTv2', 'load_pvtv2_pretrained']
 
 
 def load_pvtv2_pretrained(path: str,

@@ -328,7 +328,7 @@ class PolypPVTHead(BaseDecodeHead):
         """``F.interpolate`` arguments taking :meth:`forward_lowres` to
         :meth:`forward`: the fixed x8 bilinear upsampling of P1 and P2.
 
-        A teacher cache (:mod:`mmseg_kdas.models.distillers.teacher_cache`)
+        A teacher cache (:mod:`mmseg_kdas.teacher_cache`)
         stores the stride-8 maps, 64x smaller, and applies these arguments
         on load: the same call on the same values, so the same result.
         """

@@ -131,12 +131,12 @@ class KDASDistiller(BaseSegmentor):
             Defaults to ``dict(type='SymmetricKDLoss', loss_type='mse')``.
         teacher_cache (str, optional): A folder written by
             ``tools/cache_teacher.py``: the teacher's maps are read from it
-            (:class:`~mmseg_kdas.models.distillers.teacher_cache.
-            TeacherCache`) and the teacher is neither built, loaded nor run.
+            (:class:`~mmseg_kdas.teacher_cache.TeacherCache`) and the
+            teacher is neither built, loaded nor run.
             The cache must match the teacher config, ``teacher_ckpt`` (when
             given; checked by content hash), the preprocessing and the
             consumed sources (checked here) and the training data (checked
-            by :class:`~mmseg_kdas.engine.hooks.TeacherCacheHook` before
+            by :class:`~mmseg_kdas.teacher_cache.TeacherCacheHook` before
             training): every mismatch is an error that names it. Defaults to
             None (the online teacher).
         data_preprocessor (dict, optional): Preprocessor of the distiller;
