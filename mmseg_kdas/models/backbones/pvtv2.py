@@ -96,49 +96,24 @@ class PVTv2(BaseModule):
         (1, 256, 2, 2)
     """
 
+    # name: (embed_dims, depths, mlp_ratios); every variant has the
+    # heads [1, 2, 5, 8] and spatial-reduction ratios [8, 4, 2, 1]
+    _variants = {
+        'b0': ([32, 64, 160, 256], [2, 2, 2, 2], [8, 8, 4, 4]),
+        'b1': ([64, 128, 320, 512], [2, 2, 2, 2], [8, 8, 4, 4]),
+        'b2': ([64, 128, 320, 512], [3, 4, 6, 3], [8, 8, 4, 4]),
+        'b3': ([64, 128, 320, 512], [3, 4, 18, 3], [8, 8, 4, 4]),
+        'b4': ([64, 128, 320, 512], [3, 8, 27, 3], [8, 8, 4, 4]),
+        'b5': ([64, 128, 320, 512], [3, 6, 40, 3], [4, 4, 4, 4]),
+    }
     arch_settings: Dict[str, Dict[str, List]] = {
-        'b0':
-        dict(
-            embed_dims=[32, 64, 160, 256],
-            depths=[2, 2, 2, 2],
+        name: dict(
+            embed_dims=dims,
+            depths=depths,
             num_heads=[1, 2, 5, 8],
             sr_ratios=[8, 4, 2, 1],
-            mlp_ratios=[8, 8, 4, 4]),
-        'b1':
-        dict(
-            embed_dims=[64, 128, 320, 512],
-            depths=[2, 2, 2, 2],
-            num_heads=[1, 2, 5, 8],
-            sr_ratios=[8, 4, 2, 1],
-            mlp_ratios=[8, 8, 4, 4]),
-        'b2':
-        dict(
-            embed_dims=[64, 128, 320, 512],
-            depths=[3, 4, 6, 3],
-            num_heads=[1, 2, 5, 8],
-            sr_ratios=[8, 4, 2, 1],
-            mlp_ratios=[8, 8, 4, 4]),
-        'b3':
-        dict(
-            embed_dims=[64, 128, 320, 512],
-            depths=[3, 4, 18, 3],
-            num_heads=[1, 2, 5, 8],
-            sr_ratios=[8, 4, 2, 1],
-            mlp_ratios=[8, 8, 4, 4]),
-        'b4':
-        dict(
-            embed_dims=[64, 128, 320, 512],
-            depths=[3, 8, 27, 3],
-            num_heads=[1, 2, 5, 8],
-            sr_ratios=[8, 4, 2, 1],
-            mlp_ratios=[8, 8, 4, 4]),
-        'b5':
-        dict(
-            embed_dims=[64, 128, 320, 512],
-            depths=[3, 6, 40, 3],
-            num_heads=[1, 2, 5, 8],
-            sr_ratios=[8, 4, 2, 1],
-            mlp_ratios=[4, 4, 4, 4]),
+            mlp_ratios=mlp)
+        for name, (dims, depths, mlp) in _variants.items()
     }
     num_stages = 4
 

@@ -136,15 +136,7 @@ class TokenDWConv(nn.Module):
         self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
 
     def forward(self, x: Tensor, hw_shape: HWShape) -> Tensor:
-        """Apply the module to tokens.
-
-        Args:
-            x (Tensor): Tokens, B x N x C with N = H * W.
-            hw_shape (tuple[int, int]): The grid (H, W) of the tokens.
-
-        Returns:
-            Tensor: B x N x C.
-        """
+        """B x N x C tokens on their (H, W) grid -> B x N x C."""
         batch, _, dim = x.shape
         grid = x.transpose(1, 2).reshape(batch, dim, *hw_shape)
         return self.dwconv(grid).flatten(2).transpose(1, 2)
@@ -168,15 +160,7 @@ class ConvMlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: Tensor, hw_shape: HWShape) -> Tensor:
-        """Apply the module to tokens.
-
-        Args:
-            x (Tensor): Tokens, B x N x C with N = H * W.
-            hw_shape (tuple[int, int]): The grid (H, W) of the tokens.
-
-        Returns:
-            Tensor: B x N x C.
-        """
+        """B x N x C tokens on their (H, W) grid -> B x N x C."""
         x = self.drop(self.act(self.dwconv(self.fc1(x), hw_shape)))
         return self.drop(self.fc2(x))
 
@@ -222,14 +206,6 @@ class PVTv2Block(nn.Module):
         self.mlp = ConvMlp(dim, int(dim * mlp_ratio), drop=drop)
 
     def forward(self, x: Tensor, hw_shape: HWShape) -> Tensor:
-        """Apply the module to tokens.
-
-        Args:
-            x (Tensor): Tokens, B x N x C with N = H * W.
-            hw_shape (tuple[int, int]): The grid (H, W) of the tokens.
-
-        Returns:
-            Tensor: B x N x C.
-        """
+        """B x N x C tokens on their (H, W) grid -> B x N x C."""
         x = x + self.drop_path(self.attn(self.norm1(x), hw_shape))
         return x + self.drop_path(self.mlp(self.norm2(x), hw_shape))
