@@ -5,9 +5,19 @@
 # exported alone -> image / ground truth / prediction overlays.
 #
 #   bash tools/demo.sh          # everything under work_dirs/demo
+#
+# It runs with the CPU settings of the study (reproducible_env of
+# tools/analysis_tools/polyp_experiment.py): the same CPU code paths
+# (AVX2) and 2 threads on every x86-64 machine with AVX2, and every
+# training iteration seeded from (seed, iteration) by IterationSeedHook
+# (configs/demo), so its figures are the same to the digit on any such
+# machine (README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
+export MKL_CBWR=AVX2,STRICT ATEN_CPU_CAPABILITY=avx2 \
+  ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 \
+  OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 W=work_dirs/demo
 TEACHER=configs/demo/polyp-pvt_pvtv2-b0_synthetic-128x128.py
 KDAS=configs/demo/kdas_pvtv2-b0_pvtv2-tiny_synthetic-128x128.py

@@ -28,4 +28,7 @@ model = dict(
     # alpha 0.3, L_AT on P1 and P2 at T = 2, L_SGM (MSE of P + P^T) on P1
 )
 optim_wrapper = dict(constructor='KDASOptimWrapperConstructor')
-custom_hooks = [dict(type='StudentExportHook')]
+custom_hooks = [
+    dict(type='StudentExportHook'),
+    dict(type='IterationSeedHook')
+]

@@ -60,3 +60,5 @@ default_hooks = dict(
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)
+# every iteration draws from (seed, iteration), as in the study
+custom_hooks = [dict(type='IterationSeedHook')]

@@ -5,11 +5,11 @@ from .pranet_split import (PRANET_VAL_FILE, make_val_split, read_split_file,
 from .soft_masks import PackPolypInputs, SoftMaskResize
 from .synthetic import (make_synthetic_polyp_dataset,
                         make_synthetic_polyp_pair, write_polyp_pairs)
-from .transforms import LoadPolypAnnotations, binarize_mask
+from .transforms import LoadPolypAnnotations, binarize_mask, check_binary_mask
 
 __all__ = [
     'PolypDataset', 'POLYP_SUFFIXES', 'list_polyp_pairs',
-    'LoadPolypAnnotations', 'binarize_mask',
+    'LoadPolypAnnotations', 'binarize_mask', 'check_binary_mask',
     'make_synthetic_polyp_dataset', 'make_synthetic_polyp_pair',
     'write_polyp_pairs', 'SoftMaskResize', 'PackPolypInputs',
     'PRANET_VAL_FILE', 'make_val_split', 'read_split_file', 'select_split'

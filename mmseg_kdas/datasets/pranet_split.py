@@ -1,4 +1,4 @@
-"""A validation split of the PraNet training set, by source and video run.
+"""Validation splits: of the PraNet training set, and of any image folder.
 
 The PraNet protocol trains on 1,450 images (900 Kvasir-SEG, 550
 CVC-ClinicDB) and has no validation split; anything tuned on it is tuned on
@@ -22,16 +22,23 @@ The committed split, ``splits/pranet_val.txt`` next to this file
 ``splits/pranet_train.txt`` (:data:`PRANET_TRAIN_FILE`; names only, no
 data), written by ``tools/dataset_converters/make_val_split.py``.
 ``PolypDataset(split='train-minus-val' | 'val')`` reads it.
+
+For a data set of your own, :func:`make_grouped_val_split` holds out
+whole groups of images (a patient, a video: the first group of a regular
+expression matched against the stem), or single images without one
+(``make_val_split.py --images``; ``docs/en/own_data.md``).
 """
 import bisect
 import hashlib
 import os.path as osp
+import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 __all__ = [
     'CLINICDB_SEQUENCE_STARTS', 'KVASIR', 'CLINICDB', 'SPLITS',
     'PRANET_VAL_FILE', 'PRANET_TRAIN_FILE', 'polyp_source',
-    'clinicdb_sequences', 'make_val_split', 'read_split_file',
+    'clinicdb_sequences', 'make_val_split', 'make_grouped_val_split',
+    'format_grouped_split_file', 'read_split_file',
     'format_split_file', 'select_split', 'split_summary'
 ]
 
@@ -160,6 +167,95 @@ def make_val_split(
             val += [str(f) for f in sequences[start]]
             taken += size
     return sorted(val, key=_sort_key)
+
+
+def make_grouped_val_split(stems: Iterable[str],
+                           fraction: float = 0.1,
+                           seed: int = 0,
+                           group_by: Optional[str] = None) -> List[str]:
+    """Choose the validation stems of any training set, by whole groups.
+
+    Images of one patient or one video are near-duplicates of each other:
+    one of them in training and another in validation measures memory, not
+    generalisation. ``group_by`` names the group of a stem: the first
+    group of the regular expression, matched at the start of the stem
+    (``r'(.+)_\\d+$'`` groups ``p07_0001`` ... by ``p07``). Groups are walked
+    in an order hashed from the seed and the group, each taken when it
+    brings the count closer to ``round(fraction * n)``, as
+    :func:`make_val_split` does with CVC-ClinicDB's videos. Without
+    ``group_by`` every image is its own group.
+
+    Args:
+        stems: The training stems (any order).
+        fraction: Share of the images to hold out, in (0, 1).
+        seed: Seed of the hashed order.
+        group_by: Regular expression with one group, or None.
+
+    Returns:
+        list[str]: The validation stems, sorted. The result depends on the
+        set of ``stems`` only, not on their order.
+
+    Raises:
+        ValueError: ``fraction`` is not in (0, 1), a stem repeats, the
+            expression has no group, or a stem does not match it (the
+            message names the stems).
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f'fraction must be in (0, 1), got {fraction}')
+    stems = sorted(stems)
+    if len(set(stems)) != len(stems):
+        repeated = sorted({s for s in stems if stems.count(s) > 1})
+        raise ValueError(f'repeated stems: {repeated[:10]}')
+    groups: Dict[str, List[str]] = {}
+    if group_by is None:
+        groups = {s: [s] for s in stems}
+    else:
+        pattern = re.compile(group_by)
+        if pattern.groups < 1:
+            raise ValueError(f'--group-by {group_by!r} has no group: put '
+                             'the part naming the group in parentheses')
+        unmatched = []
+        for stem in stems:
+            match = pattern.match(stem)
+            if match is None or match.group(1) is None:
+                unmatched.append(stem)
+            else:
+                groups.setdefault(match.group(1), []).append(stem)
+        if unmatched:
+            raise ValueError(
+                f'{len(unmatched)} stem(s) do not match {group_by!r}: '
+                f'{", ".join(unmatched[:10])}')
+    target = round(fraction * len(stems))
+    val: List[str] = []
+    for key in sorted(groups, key=lambda k: _rank(seed, k)):
+        size = len(groups[key])
+        if abs(len(val) + size - target) < abs(len(val) - target):
+            val += groups[key]
+    return sorted(val)
+
+
+def format_grouped_split_file(val: Sequence[str], train: Sequence[str],
+                              where: str, command: str) -> str:
+    """The text of a :func:`make_grouped_val_split` file.
+
+    Args:
+        val: The validation stems, in order.
+        train: All training stems the split was made from.
+        where: The image folder they came from.
+        command: The command that wrote the file (for the header).
+
+    Returns:
+        str: The file's text: a commented header, then one stem a line.
+    """
+    header = [
+        f'Validation split of {where} ({len(set(train))} images): '
+        f'{len(val)} stems ({len(val) / max(len(set(train)), 1):.1%}), '
+        'one per line.', f'Written by: {command}',
+        'Train on the rest: PolypDataset(split="train-minus-val", '
+        'split_file=<this file>).'
+    ]
+    return ''.join(f'# {line}\n' for line in header) + ''.join(
+        f'{stem}\n' for stem in val)
 
 
 def read_split_file(path: str) -> List[str]:

@@ -17,7 +17,7 @@ from test_polyp_experiment import tool as experiment
 
 cards = load_tool('tools/analysis_tools/model_cards.py')
 FILES = [
-    'README.md', 'configs/kdas/README.md', 'configs/kd_baselines/README.md',
+    cards.STUDY, 'configs/kdas/README.md', 'configs/kd_baselines/README.md',
     'configs/kdas/metafile.yaml', 'configs/kd_baselines/metafile.yaml'
 ]
 
@@ -89,15 +89,21 @@ def test_the_cards_hold_the_results(finished, capsys):
             'PraNet-val) |') in baselines
     assert ("| KDAS-ref | PVTv2-B0 | the authors' effective objective, "
             'L_seg + 0.3·MSE(P1 + P1ᵀ) |') in readme
-    main = (root / 'README.md').read_text()
+    # the row of KDAS at the paper's setting is named as this repository's
+    assert "| KDAS at the paper's setting | PVTv2-B0 |" in readme
+    assert '| KDAS (paper) |' not in readme
+    study = (root / cards.STUDY).read_text()
     report = (work / 'results.md').read_text().rstrip('\n')
-    assert report in main
-    block = main.split(cards.BEGIN, 1)[1].split(cards.END, 1)[0]
+    assert report in study
+    block = study.split(cards.BEGIN, 1)[1].split(cards.END, 1)[0]
     assert 'again from scratch' not in block  # no rerun made
-    assert '](docs/polyp_experiment/results_ETIS.png)' in main
+    # the plots, relative to the page (docs/en/study.md)
+    assert '](../polyp_experiment/results_ETIS.png)' in study
+    assert (root / 'docs/en' / '../polyp_experiment/results_ETIS.png'
+            ).resolve().is_file()
     # the text around the blocks is kept
-    assert main.endswith(open(os.path.join(ROOT, 'README.md')).read().split(
-        cards.END, 1)[1])
+    with open(os.path.join(ROOT, cards.STUDY)) as f:
+        assert study.endswith(f.read().split(cards.END, 1)[1])
     assert cards.main(['--check', '--root', str(root)]) == 0
 
     # a hand edit of a generated file is caught, naming it
@@ -118,9 +124,9 @@ def test_a_rerun_is_copied_and_shown(tmp_path):
     assert (root / cards.DOCS / 'rerun.md').read_text() == rerun
     assert (root / cards.DOCS / 'rerun.json').is_file()
     assert '| runs/student/default/seed1 | the same bits |' in rerun
-    main = (root / 'README.md').read_text()
-    assert 'Runs of it trained again from scratch (`--rerun`)' in main
-    assert rerun.rstrip('\n') in main
+    study = (root / cards.STUDY).read_text()
+    assert 'Runs of it trained again from scratch (`--rerun`)' in study
+    assert rerun.rstrip('\n') in study
     assert cards.main(['--check', '--root', str(root)]) == 0
 
 
@@ -136,7 +142,7 @@ def test_a_failed_agreement_check_is_stated_on_the_cards(tmp_path):
                 'PraNet-val mDice 0.0300 apart, more than the protocol\'s '
                 '0.02)') in readme
     assert '**The agreement check failed**' in (root /
-                                                'README.md').read_text()
+                                                cards.STUDY).read_text()
 
 
 def test_without_results_no_model_has_results(tmp_path):

@@ -20,8 +20,8 @@ are then written from ``docs/polyp_experiment/results.json`` alone:
   ``configs/kdas/README.md`` and ``configs/kd_baselines/README.md``:
   teacher, student baseline and the folder's distilled students side by
   side, per test set;
-- the block between the markers of ``README.md``: ``results.md``, the
-  plots and ``rerun.md``.
+- the block between the markers of ``docs/en/study.md`` (:data:`STUDY`):
+  ``results.md``, the plots and ``rerun.md``.
 
 Without results (nothing committed yet) every block says so and no model
 has ``Results``. ``--check`` writes nothing and exits with status 1,
@@ -46,6 +46,8 @@ from mmseg_kdas.utils.atomic import atomic_write, atomic_write_text  # noqa
 from mmseg_kdas.utils.benchmark import markdown_table  # noqa: E402
 
 DOCS = 'docs/polyp_experiment'
+#: The page of the study, whose block holds the whole report.
+STUDY = 'docs/en/study.md'
 BEGIN = ('<!-- model_cards: begin (written by '
          'tools/analysis_tools/model_cards.py from '
          'docs/polyp_experiment/results.json; do not edit) -->')
@@ -63,6 +65,9 @@ STUDENT = dict(
     Config=experiment.FAMILIES['student'],
     Backbone='PVTv2-B0')
 _SLUG = 'polyp-pvt-b2_polyp-pvt-b0_pranet-128x128'
+#: How the README tables name a method of the experiment: "KDAS (paper)"
+#: is this repository's run at the paper's setting, not the paper's figures.
+DISPLAY = {'KDAS (paper)': "KDAS at the paper's setting"}
 
 
 def _model(prefix: str, suffix: str, collection: str, family: str,
@@ -361,14 +366,15 @@ def render_readme_block(folder: str, results: Optional[dict]) -> str:
             run = results['methods'].get(method)
             if run is not None:
                 rows.append(
-                    _row(method, STUDENT['Backbone'], _setting(spec, run),
+                    _row(DISPLAY.get(method, method), STUDENT['Backbone'],
+                         _setting(spec, run),
                          spec['config'], ts, results, stats, method))
         lines += [markdown_table(header, rows), '']
     return '\n'.join(lines).rstrip('\n')
 
 
-def render_main_block(root: str, results: Optional[dict]) -> str:
-    """The results block of the main README: results.md and the plots."""
+def render_study_block(root: str, results: Optional[dict]) -> str:
+    """The results block of :data:`STUDY`: results.md and the plots."""
     if results is None:
         return 'No run of this protocol has finished yet.'
     with open(osp.join(root, DOCS, 'results.md')) as f:
@@ -379,8 +385,9 @@ def render_main_block(root: str, results: Optional[dict]) -> str:
         f'{results["machine"]}:', '', report, ''
     ]
     for ts in results['test_sets']:
+        plot = osp.relpath(f'{DOCS}/results_{ts}.png', osp.dirname(STUDY))
         lines.append(f'![{ts} mean Dice per method, every seed, and the '
-                     f'validation curves]({DOCS}/results_{ts}.png)')
+                     f'validation curves]({plot})')
     rerun = osp.join(root, DOCS, 'rerun.md')
     if osp.isfile(rerun):
         with open(rerun) as f:
@@ -432,7 +439,7 @@ def render_all(root: str) -> Dict[str, str]:
     for folder in CARDS:
         out[f'{folder}/metafile.yaml'] = render_metafile(folder, results)
         out[f'{folder}/README.md'] = render_readme_block(folder, results)
-    out['README.md'] = render_main_block(root, results)
+    out[STUDY] = render_study_block(root, results)
     files = {}
     for rel, content in out.items():
         path = osp.join(root, rel)
