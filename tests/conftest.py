@@ -43,5 +43,13 @@ def binary_data_root(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def polyp_root(tmp_path_factory):
+    """A synthetic polyp data root: 8 training and 2 test images."""
+    from mmseg_kdas.datasets import make_synthetic_polyp_dataset
+    return make_synthetic_polyp_dataset(
+        str(tmp_path_factory.mktemp('polyp')), num_train=8, num_test=2)
+
+
+@pytest.fixture(scope='session')
 def python():
     return sys.executable

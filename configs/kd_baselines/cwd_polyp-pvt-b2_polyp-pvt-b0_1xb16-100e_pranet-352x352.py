@@ -13,19 +13,13 @@
 #   --cfg-options model.loss_at.temperature=4.0 model.loss_at.loss_weight=3.0
 # On 1-channel logits CWD is the KL between the spatial softmaxes of the two
 # maps: L_AT with the teacher's logits in place of its self-attention map.
-# Same teacher, student, data and schedule as the KDAS config it inherits.
-_base_ = [
-    '../kdas/kdas_polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-352x352.py'
-]
+# The pixel-KD config's pairs (P1 and P2, no SGM) with the CWD loss; same
+# teacher, student, data and schedule as the KDAS config.
+_base_ = ['./pkd_polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-352x352.py']
 
 model = dict(
-    at_weight=1.0,
-    at_pairs=[dict(student=0, teacher=0),
-              dict(student=1, teacher=1)],
     loss_at=dict(
         _delete_=True,
         type='ChannelWiseDivergence',
         temperature=4.0,
-        loss_weight=1.0),
-    sgm_weight=0.0,
-    sgm_pairs=[])
+        loss_weight=1.0))

@@ -14,15 +14,5 @@
 _base_ = [
     '../_base_/models/kdas_polyp-pvt-b2_polyp-pvt-b0.py',
     '../_base_/datasets/pranet_polyp.py',
-    '../_base_/schedules/schedule_100e_polyp.py',
-    '../_base_/default_runtime.py',
+    '../_base_/kdas_100e.py',
 ]
-custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
-default_scope = 'mmseg'
-
-# the frozen teacher stays out of the optimizer
-optim_wrapper = dict(constructor='KDASOptimWrapperConstructor')
-# iter_*.pth / epoch_*.pth -> *_student.pth + student_config.py. Not in
-# the paper: dict(type='DistillWeightWarmupHook', warmup_iters=N) ramps the
-# distillation terms from 0 to full weight over the first N iterations.
-custom_hooks = [dict(type='StudentExportHook')]

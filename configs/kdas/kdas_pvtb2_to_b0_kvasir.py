@@ -9,11 +9,5 @@
 _base_ = [
     '../_base_/models/kdas_polyp-pvt-b2_polyp-pvt-b0.py',
     '../_base_/datasets/pranet_polyp_kvasir.py',
-    '../_base_/schedules/schedule_100e_polyp.py',
-    '../_base_/default_runtime.py',
+    '../_base_/kdas_100e.py',
 ]
-custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
-default_scope = 'mmseg'
-
-optim_wrapper = dict(constructor='KDASOptimWrapperConstructor')
-custom_hooks = [dict(type='StudentExportHook')]

@@ -10,15 +10,8 @@
 _base_ = [
     '../_base_/models/kdas_polyp-pvt-b2_polyp-pvt-b0.py',
     './_base_/dataset.py',
-    '../_base_/schedules/schedule_100e_polyp.py',
-    '../_base_/default_runtime.py',
+    '../_base_/kdas_100e.py',
 ]
-custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
-default_scope = 'mmseg'
 
 model = dict(teacher_ckpt=_base_.work_root + '/teacher/epoch_99.pth')
 work_dir = _base_.work_root + '/kdas'
-
-# the frozen teacher stays out of the optimizer
-optim_wrapper = dict(constructor='KDASOptimWrapperConstructor')
-custom_hooks = [dict(type='StudentExportHook')]

@@ -7,8 +7,6 @@
 _base_ = [
     '../_base_/models/polyp_pvt_pvtv2-b2.py',
     '../_base_/datasets/pranet_polyp.py',
-    '../_base_/schedules/schedule_100e_polyp.py',
-    '../_base_/default_runtime.py',
+    '../_base_/polyp_100e.py',
 ]
-custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
 train_dataloader = dict(batch_size=16)

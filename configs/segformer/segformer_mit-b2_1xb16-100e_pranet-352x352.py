@@ -7,11 +7,8 @@
 _base_ = [
     'mmseg::_base_/models/segformer_mit-b0.py',
     '../_base_/datasets/pranet_polyp.py',
-    '../_base_/schedules/schedule_100e_polyp.py',
-    '../_base_/default_runtime.py',
+    '../_base_/polyp_100e.py',
 ]
-custom_imports = dict(imports=['mmseg_kdas'], allow_failed_imports=False)
-default_scope = 'mmseg'
 
 checkpoint = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/segformer/mit_b2_20220624-66e8bf70.pth'  # noqa
 # multi-scale training as the Polyp-PVT recipe (rates 0.75, 1, 1.25), also

@@ -9,18 +9,10 @@ import torch
 from conftest import CONFIGS
 from test_train import load, run_tool
 
-from mmseg_kdas.datasets.synthetic import make_synthetic_polyp_dataset
-
 # tiny_kdas.py with GroupNorm in the student's head, each rank's final
 # weights saved: 4 iterations of AdamW at lr 1e-3, batch 2
 CFG = osp.join(CONFIGS, 'tiny_kdas_dist.py')
 ITERS, LR = 4, 1e-3
-
-
-@pytest.fixture(scope='module')
-def polyp_root(tmp_path_factory):
-    return make_synthetic_polyp_dataset(
-        str(tmp_path_factory.mktemp('polyp')), num_train=8, num_test=2)
 
 
 @pytest.fixture(scope='module')

@@ -17,6 +17,9 @@ import torch
 from conftest import load_tool
 from mmengine.config import Config
 
+from mmseg_kdas import study
+from mmseg_kdas.utils.checkpoint_file import weights_digest
+
 tool = load_tool('tools/analysis_tools/polyp_experiment.py')
 NAN = float('nan')
 
@@ -26,56 +29,56 @@ NAN = float('nan')
 
 def test_select_setting_picks_the_best_and_the_first_on_a_tie():
     a, b, c = ((('x', 1.0), ), (('x', 2.0), ), (('x', 3.0), ))
-    assert tool.select_setting([a, b, c], {a: 0.60, b: 0.64, c: 0.62}) == b
-    assert tool.select_setting([a, b, c], {a: 0.64, b: 0.64, c: 0.62}) == a
+    assert study.select_setting([a, b, c], {a: 0.60, b: 0.64, c: 0.62}) == b
+    assert study.select_setting([a, b, c], {a: 0.64, b: 0.64, c: 0.62}) == a
     # a diverged run is never chosen, even first in the grid
-    assert tool.select_setting([a, b, c], {a: NAN, b: 0.5, c: 0.4}) == b
+    assert study.select_setting([a, b, c], {a: NAN, b: 0.5, c: 0.4}) == b
     with pytest.raises(KeyError, match='x = 3'):
-        tool.select_setting([a, b, c], {a: 0.6, b: 0.6})
-    with pytest.raises(tool.ProtocolError, match='diverged'):
-        tool.select_setting([a], {a: NAN})
+        study.select_setting([a, b, c], {a: 0.6, b: 0.6})
+    with pytest.raises(study.ProtocolError, match='diverged'):
+        study.select_setting([a], {a: NAN})
 
 
 def test_choose_teacher_and_its_agreement_check():
     curves = {0: {600: 0.70, 1200: 0.78, 1800: 0.78},
               1: {600: 0.72, 1200: 0.77, 1800: 0.79}}
-    choice = tool.choose_teacher(curves, tolerance=0.02)
+    choice = study.choose_teacher(curves, tolerance=0.02)
     # the first run is the teacher, not the best one
     assert (choice['seed'], choice['iter'], choice['value']) == (0, 1200,
                                                                  0.78)
-    assert tool.choose_teacher({1: curves[1], 0: curves[0]}, 0.02)[
+    assert study.choose_teacher({1: curves[1], 0: curves[0]}, 0.02)[
         'seed'] == 1
     assert choice['runs'] == {0: (1200, 0.78), 1: (1800, 0.79)}  # earliest
     assert choice['spread'] == pytest.approx(0.01)
     curves[1][1800] = 0.81  # 0.03 apart
-    with pytest.raises(tool.ProtocolError) as err:
-        tool.choose_teacher(curves, tolerance=0.02)
+    with pytest.raises(study.ProtocolError) as err:
+        study.choose_teacher(curves, tolerance=0.02)
     assert '0.7800' in str(err.value) and '0.8100' in str(err.value)
     assert choice['agreed']
     # accepted: the same teacher, and the failed check is recorded
-    accepted = tool.choose_teacher(curves, 0.02, accept_disagreement=True)
+    accepted = study.choose_teacher(curves, 0.02, accept_disagreement=True)
     assert (accepted['seed'], accepted['value']) == (0, 0.78)
     assert not accepted['agreed']
     assert accepted['spread'] == pytest.approx(0.03)
-    assert tool.best_checkpoint({3: NAN, 5: 0.2}) == (5, 0.2)
+    assert study.best_checkpoint({3: NAN, 5: 0.2}) == (5, 0.2)
 
 
 def test_gate_refuses_a_teacher_too_close_to_the_student():
-    assert tool.check_gate(0.80, 0.72, 0.05) == pytest.approx(0.08)
-    assert tool.check_gate(0.75, 0.70, 0.05) == pytest.approx(0.05)
-    with pytest.raises(tool.ProtocolError) as err:
-        tool.check_gate(0.7412, 0.7098, 0.05)
+    assert study.check_gate(0.80, 0.72, 0.05) == pytest.approx(0.08)
+    assert study.check_gate(0.75, 0.70, 0.05) == pytest.approx(0.05)
+    with pytest.raises(study.ProtocolError) as err:
+        study.check_gate(0.7412, 0.7098, 0.05)
     assert 'teacher 0.7412' in str(err.value)
     assert 'plain student (seed 0) 0.7098' in str(err.value)
-    with pytest.raises(tool.ProtocolError):
-        tool.check_gate(0.66, 0.68, 0.05)  # behind
+    with pytest.raises(study.ProtocolError):
+        study.check_gate(0.66, 0.68, 0.05)  # behind
 
 
 def test_gap_share_only_where_the_teacher_leads():
-    assert tool.gap_share(0.82, 0.62, 0.67) == pytest.approx(0.25)
-    assert tool.gap_share(0.667, 0.684, 0.669) is None  # behind (issue)
-    assert tool.gap_share(0.685, 0.684, 0.7) is None  # lead under 0.01
-    assert tool.gap_share(0.685, 0.684, 0.7, min_lead=0.0) == pytest.approx(
+    assert study.gap_share(0.82, 0.62, 0.67) == pytest.approx(0.25)
+    assert study.gap_share(0.667, 0.684, 0.669) is None  # behind (issue)
+    assert study.gap_share(0.685, 0.684, 0.7) is None  # lead under 0.01
+    assert study.gap_share(0.685, 0.684, 0.7, min_lead=0.0) == pytest.approx(
         16.0)
 
 
@@ -88,7 +91,7 @@ def test_summarize_by_hand():
         'student': {0: _record(0.60), 1: _record(0.64), 2: _record(0.62)},
         'KDAS': {0: _record(0.66), 1: _record(0.65), 2: _record(0.70)},
     }
-    stats = tool.summarize(results, _record(0.82), 'Kvasir/mDice')
+    stats = study.summarize(results, _record(0.82), 'Kvasir/mDice')
     assert stats['mean']['student'] == pytest.approx(0.62)
     assert stats['std']['student'] == pytest.approx(0.02)  # sample std
     assert stats['mean']['KDAS'] == pytest.approx(0.67)
@@ -105,13 +108,13 @@ def test_summarize_by_hand():
     # (0.67 - 0.62) / (0.82 - 0.62)
     assert stats['gap_closed']['KDAS'] == pytest.approx(0.25)
     assert 'student' not in stats['paired']
-    behind = tool.summarize(results, _record(0.61), 'Kvasir/mDice')
+    behind = study.summarize(results, _record(0.61), 'Kvasir/mDice')
     assert behind['gap_closed'] == {'KDAS': None}
 
 
 def test_one_seed_has_zero_std_and_no_student_no_pairs():
-    stats = tool.summarize({'KDAS': {0: _record(0.7)}}, _record(0.8),
-                           'Kvasir/mDice')
+    stats = study.summarize({'KDAS': {0: _record(0.7)}}, _record(0.8),
+                            'Kvasir/mDice')
     assert stats['std']['KDAS'] == 0
     assert stats['paired'] == {} and stats['gap_closed'] == {}
     assert stats['paired_t'] == {}
@@ -119,15 +122,15 @@ def test_one_seed_has_zero_std_and_no_student_no_pairs():
 
 def test_paired_t_by_hand():
     # differences 0.02, 0.04: mean 0.03, std 0.014142, t = 0.03 / 0.01 = 3
-    assert tool.paired_t([0.02, 0.04]) == pytest.approx(3.0)
-    assert tool.paired_t([-0.02, -0.04]) == pytest.approx(-3.0)
-    assert tool.paired_t([0.05]) is None  # one seed
-    assert tool.paired_t([0.03, 0.03, 0.03]) is None  # no spread
+    assert study.paired_t([0.02, 0.04]) == pytest.approx(3.0)
+    assert study.paired_t([-0.02, -0.04]) == pytest.approx(-3.0)
+    assert study.paired_t([0.05]) is None  # one seed
+    assert study.paired_t([0.03, 0.03, 0.03]) is None  # no spread
 
 
 def test_final_methods_hold_the_ablation_and_tuned_only_if_different():
-    paper = {f: g[0] for f, g in tool.GRIDS.items()}
-    methods = tool.final_methods(paper)
+    paper = {f: g[0] for f, g in study.GRIDS.items()}
+    methods = study.final_methods(paper)
     assert list(methods) == [
         'student', 'KDAS (paper)', 'KDAS-ref', 'PixelKD (tuned)',
         'CWD (tuned)', 'AT (tuned)', 'L_AT alone', 'L_SGM alone'
@@ -135,39 +138,39 @@ def test_final_methods_hold_the_ablation_and_tuned_only_if_different():
     assert dict(methods['L_AT alone'].setting)['sgm_weight'] == 0.0
     assert dict(methods['L_SGM alone'].setting)['at_weight'] == 0.0
     assert dict(methods['L_SGM alone'].setting)['alpha'] == 0.3
-    tuned = dict(paper, KDAS=tool.GRIDS['KDAS'][3])
-    methods = tool.final_methods(tuned)
-    assert methods['KDAS (tuned)'] == tool.Run('KDAS',
-                                               tool.GRIDS['KDAS'][3])
-    assert methods['KDAS (paper)'].setting == tool.KDAS_PAPER
+    tuned = dict(paper, KDAS=study.GRIDS['KDAS'][3])
+    methods = study.final_methods(tuned)
+    assert methods['KDAS (tuned)'] == study.Run('KDAS',
+                                                study.GRIDS['KDAS'][3])
+    assert methods['KDAS (paper)'].setting == study.KDAS_PAPER
 
 
 def test_grids_are_small_and_hold_the_published_settings():
-    assert all(len(g) <= 4 for g in tool.GRIDS.values())
-    assert tool.GRIDS['KDAS'][0] == (('alpha', 0.3),
-                                     ('loss_at.temperature', 2.0))
-    cwd = [dict(s) for s in tool.GRIDS['CWD']]
+    assert all(len(g) <= 4 for g in study.GRIDS.values())
+    assert study.GRIDS['KDAS'][0] == (('alpha', 0.3),
+                                      ('loss_at.temperature', 2.0))
+    cwd = [dict(s) for s in study.GRIDS['CWD']]
     assert {s['loss_at.temperature'] for s in cwd} == {1.0, 4.0}
     assert {'loss_at.temperature': 1.0, 'loss_at.loss_weight': 5.0} in cwd
     assert {'loss_at.temperature': 4.0, 'loss_at.loss_weight': 3.0} in cwd
-    slugs = [tool.Run(f, s).key for f, g in tool.GRIDS.items() for s in g]
+    slugs = [study.Run(f, s).key for f, g in study.GRIDS.items() for s in g]
     assert len(set(slugs)) == len(slugs)
 
 
 def test_caches_one_per_set_of_teacher_maps():
     needs = {
-        f: tool._family_sources(f)
-        for f in tool.FAMILIES if f != 'student'
+        f: study.family_sources(f)
+        for f in study.FAMILIES if f != 'student'
     }
     assert needs['KDAS'] == {'head:0', 'head:1'}
     assert needs['KDAS-ref'] == {'head:0'}
     assert needs['AT'] == {f'backbone:{i}' for i in range(4)}
-    plan = tool.plan_caches(needs)
+    plan = study.plan_caches(needs)
     head = frozenset({'head:0', 'head:1'})
     assert plan['KDAS-ref'] == plan['CWD'] == plan['PixelKD'] == head
     assert plan['AT'] == needs['AT'] and len(set(plan.values())) == 2
-    assert tool.cache_name(head) == 'head0-head1'
-    cmd = tool.cache_command('c.py', 'out', 't.pth')
+    assert study.cache_name(head) == 'head0-head1'
+    cmd = study.cache_command('c.py', 'out', 't.pth')
     assert cmd[1:] == [
         'tools/cache_teacher.py', 'c.py', '--out', 'out', '--cfg-options',
         'model.teacher_ckpt=t.pth'
@@ -176,10 +179,10 @@ def test_caches_one_per_set_of_teacher_maps():
 
 def test_every_method_trains_under_one_protocol(tmp_path):
     args = tool.parse_args([str(tmp_path), '--size', '96'])
-    for name, base in list(tool.FAMILIES.items()) + [('teacher',
-                                                      tool.TEACHER)]:
+    for name, base in list(study.FAMILIES.items()) + [('teacher',
+                                                      study.TEACHER)]:
         kd = name not in ('student', 'teacher')
-        cfg = tool.protocol_config(
+        cfg = study.protocol_config(
             base, args, ['ETIS', 'Kvasir'], 60, 30, seed=2,
             teacher_ckpt='t.pth', teacher_cache='cache' if kd else None)
         assert cfg.train_cfg.type == 'MultiScaleIterBasedTrainLoop'
@@ -206,7 +209,7 @@ def test_every_method_trains_under_one_protocol(tmp_path):
         assert pipeline[2]['scale'] == (96, 96)
         augments = cfg.model.data_preprocessor.batch_augments
         assert [(a['rates'], a['mode']) for a in augments] == [
-            (tool.RATES, 'cycle')
+            (study.RATES, 'cycle')
         ]
         sets = [d.test_set for d in cfg.test_dataloader.dataset.datasets]
         assert sets == ['ETIS', 'Kvasir']
@@ -222,29 +225,29 @@ def test_every_method_trains_under_one_protocol(tmp_path):
             assert cfg.model.backbone.arch == ('b2' if name == 'teacher'
                                                else 'b0')
             assert cfg.model.backbone.init_cfg is None
-    cfg = tool.protocol_config(tool.FAMILIES['CWD'], args, ['Kvasir'], 60,
-                               30, 0, 't.pth', tool.GRIDS['CWD'][1])
+    cfg = study.protocol_config(study.FAMILIES['CWD'], args, ['Kvasir'], 60,
+                                30, 0, 't.pth', study.GRIDS['CWD'][1])
     assert cfg.model.loss_at.temperature == 4.0
     assert cfg.model.loss_at.loss_weight == 3.0
     assert 'teacher_cache' not in cfg.model
-    cfg = tool.protocol_config(tool.FAMILIES['KDAS'], args, ['Kvasir'], 60,
-                               30, 0, 't.pth',
-                               tool.final_methods(
-                                   {f: g[0] for f, g in tool.GRIDS.items()})
-                               ['L_SGM alone'].setting)
+    cfg = study.protocol_config(study.FAMILIES['KDAS'], args, ['Kvasir'], 60,
+                                30, 0, 't.pth',
+                                study.final_methods(
+                                    {f: g[0] for f, g in study.GRIDS.items()})
+                                ['L_SGM alone'].setting)
     assert (cfg.model.alpha, cfg.model.at_weight,
             cfg.model.sgm_weight) == (0.3, 0.0, 1.0)
     with pytest.raises(ValueError, match='not a distiller'):
-        tool.protocol_config(tool.FAMILIES['student'], args, ['Kvasir'], 60,
-                             30, 0, setting=(('alpha', 0.5), ))
-    cfg = tool.protocol_config(tool.TEACHER, args, ['Kvasir'], 60, 30, 0,
-                               save_best=True)
+        study.protocol_config(study.FAMILIES['student'], args, ['Kvasir'], 60,
+                              30, 0, setting=(('alpha', 0.5), ))
+    cfg = study.protocol_config(study.TEACHER, args, ['Kvasir'], 60, 30, 0,
+                                save_best=True)
     assert cfg.default_hooks.checkpoint.save_best == 'PraNet-val/mDice'
 
 
 def test_the_default_plan_fits_eight_hours():
     args = tool.parse_args(['data'])
-    steps = tool.plan_steps(args, num_val=150, num_test=100)
+    steps = study.plan_steps(args, num_val=150, num_test=100)
     counts = {}
     for step in steps:
         counts[step.stage] = counts.get(step.stage, 0) + 1
@@ -260,12 +263,12 @@ def test_the_default_plan_fits_eight_hours():
     total = sum(s.minutes for s in steps)
     assert 360 < total <= 480, total
     # the teacher online costs more: over the budget, and the plan says so
-    slow = tool.plan_steps(
+    slow = study.plan_steps(
         tool.parse_args(['data', '--no-teacher-cache']), 150, 100)
     assert not any(s.stage == '3 caches' for s in slow)
-    text = tool.format_plan(slow, 480)
+    text = study.format_plan(slow, 480)
     assert 'WARNING: over the budget' in text
-    assert 'over' not in tool.format_plan(steps, 480)
+    assert 'over' not in study.format_plan(steps, 480)
 
 
 def test_arguments_are_checked():
@@ -280,25 +283,25 @@ def test_test_sets_are_found(tmp_path):
         for sub in ('images', 'masks'):
             os.makedirs(tmp_path / 'TestDataset' / name / sub)
     os.makedirs(tmp_path / 'TestDataset' / 'empty')
-    assert tool.find_test_sets(str(tmp_path)) == ['ETIS', 'Kvasir']
+    assert study.find_test_sets(str(tmp_path)) == ['ETIS', 'Kvasir']
     with pytest.raises(FileNotFoundError, match='no test set in'):
-        tool.find_test_sets(str(tmp_path / 'nowhere'))
+        study.find_test_sets(str(tmp_path / 'nowhere'))
 
 
 def test_a_killed_attempt_is_counted_to_its_last_write(tmp_path):
     run_dir = str(tmp_path)
-    assert tool.account_interrupted_attempt(run_dir) is None  # none ran
+    assert study.account_interrupted_attempt(run_dir) is None  # none ran
     start = 1_000_000.0
-    (tmp_path / tool.STARTED).write_text(f'{start}\n')
+    (tmp_path / study.STARTED).write_text(f'{start}\n')
     (tmp_path / 'train_minutes.txt').write_text('2.00\n')  # a finished one
     log = tmp_path / 'attempt' / 'run.log'
     log.parent.mkdir()
     log.write_text('iteration 50\n')
     os.utime(log, (start + 450, start + 450))  # its last write: 7.5 min in
-    assert tool.account_interrupted_attempt(run_dir) == pytest.approx(7.5)
+    assert study.account_interrupted_attempt(run_dir) == pytest.approx(7.5)
     assert (tmp_path / 'train_minutes.txt').read_text() == '2.00\n7.50\n'
-    assert not (tmp_path / tool.STARTED).exists()
-    assert tool.account_interrupted_attempt(run_dir) is None  # counted once
+    assert not (tmp_path / study.STARTED).exists()
+    assert study.account_interrupted_attempt(run_dir) is None  # counted once
 
 
 # The whole protocol with a fake runner
@@ -380,7 +383,7 @@ class FakeRunner:
         os.makedirs(logs, exist_ok=True)
         with open(osp.join(logs, 'scalars.json'), 'w') as f:
             for step, value in zip(steps, values):
-                f.write(json.dumps({'step': step, tool.VAL_KEY: value}) +
+                f.write(json.dumps({'step': step, study.VAL_KEY: value}) +
                         '\n')
         identity = values[-1] + cfg.randomness.seed
         if model.type == 'KDASDistiller':
@@ -414,7 +417,7 @@ class FakeRunner:
             dice = {'Kvasir': base, 'ETIS': base - 0.1}
         metrics = {
             f'{ts}/{m}': value
-            for ts, value in dice.items() for m in tool.MEASURES
+            for ts, value in dice.items() for m in study.MEASURES
         }
         # what tools/test.py logs beside them: seconds, other every time
         metrics.update(time=0.1 + 0.01 * len(self.calls),
@@ -629,7 +632,7 @@ def test_a_ledger_carries_the_run_to_a_fresh_work_dir(tmp_path, capsys):
     assert len(trained) == len(set(trained))
     teacher = json.loads((ledger / 'teacher/seed0/record.json').read_text())
     assert len(teacher['reproductions']) == 1
-    assert teacher['weights'] == tool.weights_digest(
+    assert teacher['weights'] == weights_digest(
         str(tmp_path / 'machine2/teacher/seed0/iter_4.pth'))
     assert 'reproductions' not in json.loads(
         (ledger / 'teacher/seed1/record.json').read_text())
@@ -689,7 +692,7 @@ def test_weights_digest_reads_only_the_weights(tmp_path):
         torch.save({'state_dict': {'a': torch.tensor([1.0, value]),
                                    'b': torch.zeros(0)}, 'meta': meta},
                    path)
-        return tool.weights_digest(path)
+        return weights_digest(path)
 
     first = save('x.pth', 2.0, {'time': 1})
     assert save('y.pth', 2.0, {'time': 2}) == first
@@ -698,7 +701,7 @@ def test_weights_digest_reads_only_the_weights(tmp_path):
 
 def test_commands_run_on_pinned_cpu_code_paths(tmp_path):
     log = str(tmp_path / 'log.txt')
-    tool.run([
+    study.run([
         sys.executable, '-c', 'import os; print(*(os.environ[k] for k in '
         '("MKL_CBWR", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS")))'
     ], log, threads=3)
@@ -707,22 +710,22 @@ def test_commands_run_on_pinned_cpu_code_paths(tmp_path):
 
 def test_what_another_machine_added_to_the_ledger_is_kept(tmp_path):
     args = tool.parse_args(_ledger_argv(tmp_path, 'machine1'))
-    experiment = tool.Experiment(args, [], FakeRunner())
+    experiment = study.Experiment(args, [], FakeRunner())
     run_dir = osp.join(experiment.work, 'runs', 'student', 'default', 'seed0')
     os.makedirs(run_dir)
     local = dict(iters=2, val_last=0.7, weights='abc', distilled=False)
-    tool._write_json(osp.join(run_dir, 'record.json'), local)
+    study.write_json(osp.join(run_dir, 'record.json'), local)
     ledger_file = experiment._ledger_file(run_dir)
     os.makedirs(osp.dirname(ledger_file))
-    tool._write_json(ledger_file, dict(local, test={'Kvasir/mDice': 0.6},
+    study.write_json(ledger_file, dict(local, test={'Kvasir/mDice': 0.6},
                                        reproductions=[dict(minutes=1.0)]))
     record = experiment.record(run_dir)
     assert record['test'] == {'Kvasir/mDice': 0.6}
     assert record['reproductions'] == [dict(minutes=1.0)]
     assert json.loads(open(ledger_file).read()) == record
     # a record of another run (other weights) is refused, naming both
-    tool._write_json(ledger_file, dict(local, weights='xyz'))
-    with pytest.raises(tool.ProtocolError, match='abc and xyz'):
+    study.write_json(ledger_file, dict(local, weights='xyz'))
+    with pytest.raises(study.ProtocolError, match='abc and xyz'):
         experiment.record(run_dir)
 
 
@@ -733,17 +736,17 @@ def test_the_machine_is_told_apart_by_family_model_and_isa(tmp_path):
                     'model name\t: AMD EPYC\n'
                     'flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n\n'
                     'processor\t: 1\nmodel name\t: other\n')
-    text = tool.machine_description(str(info))
+    text = study.machine_description(str(info))
     assert f'{os.cpu_count()} cores of an "AMD EPYC" CPU (family 25, ' \
         'model 17, AVX-512), torch ' in text
     info.write_text('model name\t: AMD EPYC\nflags\t\t: sse2 avx2\n')
-    assert '"AMD EPYC" CPU (AVX2), torch' in tool.machine_description(
+    assert '"AMD EPYC" CPU (AVX2), torch' in study.machine_description(
         str(info))
 
 
 def test_results_name_the_machines_the_runs_trained_on():
     records = [dict(machine='A'), dict(machine='B'), dict(machine='B'), {}]
-    assert tool.trained_on(records) == (
+    assert study.trained_on(records) == (
         'B (2 runs); A (1 run); a machine not recorded (1 run)')
 
 
@@ -800,8 +803,8 @@ def test_a_rerun_from_scratch_is_compared_figure_by_figure(
 
     # a rerun that ends with other bits is reported with its differences
     other = FakeRunner(machine=1e-6)
-    one = tool.Experiment(tool.parse_args(_argv(tmp_path)), ['Kvasir'],
-                          other)
+    one = study.Experiment(tool.parse_args(_argv(tmp_path)), ['Kvasir'],
+                           other)
     assert tool.main(_argv(tmp_path), FakeRunner()) == 0
     one()
     one.runner = other
@@ -809,5 +812,5 @@ def test_a_rerun_from_scratch_is_compared_figure_by_figure(
     assert '| runs/student/default/seed2 | different |' in report
     assert '0 of 1 rerun(s)' in report
     # a pattern that matches no run is refused, naming examples
-    with pytest.raises(tool.ProtocolError, match='no run of the protocol'):
+    with pytest.raises(study.ProtocolError, match='no run of the protocol'):
         one.rerun(['runs/KDAS/a9*'])

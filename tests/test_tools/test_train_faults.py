@@ -16,16 +16,14 @@ import pytest
 import torch
 from test_train import load, train
 
-from mmseg_kdas.datasets import make_synthetic_polyp_dataset
 from mmseg_kdas.engine import load_from_local_weights_only
 
 CFG = 'tiny_kdas_resume_faults.py'  # 5 iterations, checkpoints 2, 4, 5
 
 
 @pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    return make_synthetic_polyp_dataset(
-        str(tmp_path_factory.mktemp('faults_data')), num_train=6, num_test=0)
+def data_root(polyp_root):
+    return polyp_root
 
 
 @pytest.fixture(scope='module')

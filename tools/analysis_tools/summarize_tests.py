@@ -8,10 +8,8 @@ Each WORK_DIR is the ``--work-dir`` of a ``tools/test.py`` run; its newest
 With ``--configs`` (one per run, same order) a parameter column is added.
 """
 import argparse
-import glob
-import json
-import os.path as osp
 
+from mmseg_kdas.study.runner import latest_metrics
 from mmseg_kdas.utils.benchmark import build_deployed_model, markdown_table
 from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
 
@@ -26,20 +24,6 @@ def parse_args():
         default=['mDice', 'mIoU', 'wFm', 'Sm', 'mEm', 'MAE'],
         help='measures to show, for every test set')
     return parser.parse_args()
-
-
-def latest_metrics(work_dir: str) -> dict:
-    """The metrics of the newest test run in ``work_dir``."""
-    files = [
-        f for f in glob.glob(osp.join(work_dir, '*', '*.json'))
-        if osp.basename(f)[:-5] == osp.basename(osp.dirname(f))
-    ]
-    if not files:
-        raise FileNotFoundError(
-            f'no <timestamp>/<timestamp>.json metrics in {work_dir}; is it '
-            'the --work-dir of a finished tools/test.py run?')
-    with open(max(files)) as f:
-        return json.load(f)
 
 
 def main():

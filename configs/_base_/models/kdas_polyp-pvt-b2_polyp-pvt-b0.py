@@ -12,9 +12,9 @@
 # (loaded as it is), or a checkpoint of a Polyp-PVT B2 config:
 #   --cfg-options model.teacher_ckpt=path/to/teacher.pth
 # The student backbone starts from pretrain/pvt_v2_b0.pth (ImageNet).
-# A config using this model adds, next to its schedule,
-#   optim_wrapper = dict(constructor='KDASOptimWrapperConstructor')
-#   custom_hooks = [dict(type='StudentExportHook')]
+# A config using this model takes its schedule and runtime from
+# ../kdas_100e.py (the teacher kept out of the optimiser, the student
+# exported at every checkpoint).
 _base_ = ['./polyp_pvt_pvtv2-b2.py']
 
 model = dict(

@@ -2,8 +2,6 @@
 _base_ = ['./tiny_kdas_resume.py']
 custom_imports = dict(
     imports=['mmseg_kdas', 'kdas_test_hooks'], allow_failed_imports=False)
-custom_hooks = [
-    dict(type='StudentExportHook'),
-    dict(type='DistillWeightWarmupHook', warmup_iters=4),
+custom_hooks = _base_.custom_hooks + [
     dict(type='KDASTestKillAtIterHook', iter=2)
 ]

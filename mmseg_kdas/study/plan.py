@@ -1,0 +1,279 @@
+"""The study's plan: its steps, their cost and what is left to run.
+
+The steps of the protocol in the order they run, with their estimated
+minutes (:data:`COST`), which of them the work dir or the ledger has
+recorded, and which runs a fresh work dir trains again for their files.
+"""
+import argparse
+import math
+import os
+import os.path as osp
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from mmseg_kdas.datasets.polyp import index_by_stem
+from .configs import cache_name, family_sources, plan_caches
+from .ledger import RECORD, read_json
+from .protocol import (FAMILIES, GRIDS, RATES, Run, Scores, Setting,
+                       final_methods, grid_runs, select_setting)
+
+#: Minutes model of the plan: seconds per training iteration at 128 px,
+#: batch 8, 2 CPU cores (scaled by size^2 x batch), and seconds per
+#: evaluated image. Measured on this machine class: plain B0 student
+#: 9.8 min / 1,200 iterations (0.49 s), KD with the teacher online
+#: 15.0 min / 1,200 (0.75 s), teacher B2 1.25 s. Assumed until measured: a
+#: KD run from the teacher cache at 1.1 x a plain one; evaluation (load,
+#: inference, PolypMetric at the original size) 0.15 s per image for a B0,
+#: 0.25 s for the B2; the cache 0.06 s per image and rate (a B2 forward
+#: pass is about a third of its 1.25 s training step of 8 images).
+COST = dict(
+    student=0.49,
+    kd_cached=0.54,
+    kd_online=0.75,
+    teacher=1.25,
+    eval_student=0.15,
+    eval_teacher=0.25,
+    cache_per_image_rate=0.06)
+
+
+class Step(NamedTuple):
+    """A step of the plan: its stage, its folder under the work dir (where
+    its record or cache is) and its minutes."""
+    stage: str
+    name: str
+    minutes: float
+
+
+def _scale(args: argparse.Namespace) -> float:
+    return (args.size / 128)**2 * args.batch_size / 8
+
+
+def count_images(data_root: str, test_sets: Sequence[str]) -> int:
+    """The images of the test sets (0 for a set that is not there)."""
+    total = 0
+    for name in test_sets:
+        folder = osp.join(data_root, 'TestDataset', name, 'images')
+        if osp.isdir(folder):
+            total += len(index_by_stem(folder))
+    return total
+
+
+def find_test_sets(data_root: str) -> List[str]:
+    """The test sets under ``TestDataset/``: folders with images and masks.
+
+    Raises:
+        FileNotFoundError: If there is none, naming the folder.
+    """
+    test_root = osp.join(data_root, 'TestDataset')
+    sets = sorted(
+        name for name in (os.listdir(test_root) if osp.isdir(test_root)
+                          else [])
+        if osp.isdir(osp.join(test_root, name, 'images'))
+        and osp.isdir(osp.join(test_root, name, 'masks')))
+    if not sets:
+        raise FileNotFoundError(
+            f'no test set in {test_root}: expected '
+            '<set>/images and <set>/masks folders')
+    return sets
+
+
+def plan_steps(args: argparse.Namespace, num_val: int,
+               num_test: int,
+               selected: Optional[Dict[str, Setting]] = None) -> List[Step]:
+    """The protocol's steps with their estimated minutes (:data:`COST`).
+
+    Unless the grid's choice is given, the final stage is counted in its
+    largest form (a tuned KDAS setting other than the paper's).
+
+    Args:
+        args: The tool's arguments.
+        num_val: Images of the validation split.
+        num_test: Images of all test sets together.
+        selected: The grid's choice (:func:`recorded_selection`), if known.
+
+    Returns:
+        list[Step]: In the order they run.
+    """
+    scale = _scale(args)
+    kd = COST['kd_online' if args.no_teacher_cache else 'kd_cached']
+
+    def train(s_per_iter: float, iters: int, interval: int,
+              eval_cost: float) -> float:
+        evals = math.ceil(iters / interval)
+        return (iters * s_per_iter * scale +
+                evals * num_val * eval_cost) / 60
+
+    steps = []
+    teacher = train(COST['teacher'], args.teacher_iters,
+                    args.teacher_val_interval, COST['eval_teacher'])
+    first, *others = args.teacher_seeds
+    steps.append(Step('1 teacher', f'teacher/seed{first}', teacher))
+    student = train(COST['student'], args.iters, args.val_interval,
+                    COST['eval_student'])
+    distilled = train(kd, args.iters, args.val_interval,
+                      COST['eval_student'])
+    steps.append(Step('2 gate', f'runs/{Run("student").key}', student))
+    runs = grid_runs()
+    if not args.no_teacher_cache:
+        num_train = 1450 - num_val
+        minutes = (num_train * len(RATES) * COST['cache_per_image_rate'] *
+                   scale / 60)
+        needs = {
+            family: family_sources(family)
+            for family in FAMILIES if family != 'student'
+        }
+        for group in sorted(set(plan_caches(needs).values()), key=sorted):
+            steps.append(Step('3 caches', f'teacher_cache/{cache_name(group)}',
+                              minutes))
+    for run in runs:
+        steps.append(Step('4 grid', f'runs/{run.key}', distilled))
+    for seed in others:
+        steps.append(Step('5 agreement', f'teacher/seed{seed}', teacher))
+    worst = selected or {family: grid[-1] for family, grid in GRIDS.items()}
+    done = {r.key for r in runs} | {Run('student').key}
+    finals = []
+    for seed in args.seeds:
+        for run in final_methods(worst).values():
+            run = run._replace(seed=seed)
+            finals.append(run)
+            if run.key not in done:
+                done.add(run.key)
+                steps.append(Step(
+                    '6 final', f'runs/{run.key}',
+                    student if run.family == 'student' else distilled))
+    test_minutes = num_test * COST['eval_student'] / 60
+    for run in finals:
+        steps.append(Step('7 tests', f'runs/{run.key}', test_minutes))
+    steps.append(Step('7 tests', f'teacher/seed{first}',
+                      num_test * COST['eval_teacher'] / 60))
+    return steps
+
+
+def _recorded(roots: Sequence[str], folder: str) -> Optional[dict]:
+    """The record of ``folder`` under the first of ``roots`` that has it."""
+    for root in roots:
+        found = read_json(osp.join(root, folder, RECORD))
+        if found is not None:
+            return found
+    return None
+
+
+def steps_done(steps: Sequence[Step], work: str,
+               ledger: Optional[str] = None) -> List[bool]:
+    """Which steps of the plan are recorded in ``work`` or ``ledger``.
+
+    A cache counts as done only in ``work`` (a ledger keeps records, not
+    files); a test step when its run's record has ``test``.
+    """
+    roots = [work] + ([ledger] if ledger else [])
+    done = []
+    for step in steps:
+        if step.stage == '3 caches':
+            done.append(osp.isdir(osp.join(work, step.name)))
+            continue
+        found = _recorded(roots, step.name)
+        done.append(found is not None and
+                    (step.stage != '7 tests' or 'test' in found))
+    return done
+
+
+def recorded_selection(
+        work: str,
+        ledger: Optional[str] = None) -> Optional[Dict[str, Setting]]:
+    """The grid's choice from the records of ``work`` or ``ledger``, or
+    None while a grid run is not recorded."""
+    roots = [work] + ([ledger] if ledger else [])
+    scores: Scores = {}
+    for run in grid_runs():
+        found = _recorded(roots, f'runs/{run.key}')
+        if found is None:
+            return None
+        scores.setdefault(run.family, {})[run.setting] = found['val_last']
+    return {f: select_setting(g, scores[f]) for f, g in GRIDS.items()}
+
+
+def _reads_teacher(step: Step) -> bool:
+    """Whether a step reads the teacher's checkpoint: a cache, a KD
+    student's training, the teacher's test."""
+    if step.stage == '3 caches':
+        return True
+    if step.name.startswith('teacher/'):
+        return step.stage == '7 tests'
+    return step.stage != '7 tests' and not step.name.startswith(
+        'runs/student/')
+
+
+def steps_left(steps: Sequence[Step], done: Sequence[bool],
+               work: str) -> Tuple[List[Step], List[Step]]:
+    """What a run from ``work`` does: ``(left, again)``.
+
+    ``left``: the steps not recorded (a cache only if a KD student is
+    left to train). ``again``: the recorded runs trained again here for
+    their files, as :class:`Experiment` does: a run left to test whose
+    record is not in ``work``, and the teacher when a step left reads its
+    checkpoint and its record is not in ``work``.
+    """
+    def here(name: str) -> bool:
+        return osp.isfile(osp.join(work, name, RECORD))
+
+    training = {
+        s.name: s
+        for s in steps if s.stage not in ('3 caches', '7 tests')
+    }
+    recorded = {
+        s.name
+        for s, d in zip(steps, done)
+        if d and s.stage not in ('3 caches', '7 tests')
+    }
+    left = [s for s, d in zip(steps, done) if not d]
+    again: List[Step] = []
+    for step in left:
+        if (step.stage == '7 tests' and step.name in recorded and
+                not here(step.name) and training[step.name] not in again):
+            again.append(training[step.name])
+    teacher = next(s for s in steps if s.stage == '1 teacher')
+    if (teacher.name in recorded and not here(teacher.name)
+            and teacher not in again
+            and any(_reads_teacher(s) for s in left + again
+                    if s.stage != '3 caches')):
+        again.insert(0, teacher)
+    again.sort(key=list(steps).index)
+    kd = any(
+        _reads_teacher(s) for s in left + again
+        if s.stage not in ('3 caches', '7 tests', '1 teacher'))
+    left = [s for s in left if s.stage != '3 caches' or kd]
+    return left, again
+
+
+def format_plan(steps: Sequence[Step], budget: float,
+                done: Optional[Sequence[bool]] = None,
+                work: Optional[str] = None) -> str:
+    """The plan as text: minutes per stage, the total and the budget; with
+    ``done`` (:func:`steps_done`) and ``work``, what is left to run there
+    (:func:`steps_left`)."""
+    stages: Dict[str, List[Step]] = {}
+    for step in steps:
+        stages.setdefault(step.stage, []).append(step)
+    lines = ['Plan (estimated minutes on 2 CPU cores; tools/analysis_tools/'
+             'polyp_experiment.py COST):']
+    for stage, items in stages.items():
+        total = sum(s.minutes for s in items)
+        lines.append(f'  {stage}: {len(items)} step(s), {total:.0f} min')
+    total = sum(s.minutes for s in steps)
+    lines.append(f'  total: {total:.0f} min ({total / 60:.1f} h) of a '
+                 f'{budget:.0f}-min budget')
+    if total > budget:
+        lines.append(f'  WARNING: over the budget by {total - budget:.0f} '
+                     'min; reduce --iters / --teacher-iters')
+    if done is not None and any(done):
+        left, again = steps_left(steps, done, work or '')
+        minutes = sum(s.minutes for s in left)
+        lines.append(f'  recorded: {sum(map(bool, done))} of {len(steps)}'
+                     f' steps; left: {len(left)} step(s), {minutes:.0f} min')
+        if again:
+            more = sum(s.minutes for s in again)
+            names = ', '.join(s.name for s in again)
+            lines.append(
+                f'  trained again here for their files (recorded, not in '
+                f'this work dir): {len(again)} run(s), {more:.0f} min '
+                f'({names}); in all {minutes + more:.0f} min')
+    return '\n'.join(lines)

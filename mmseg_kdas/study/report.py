@@ -1,0 +1,300 @@
+"""The study's report: ``results.md``, ``results.json`` and the plots.
+
+Teachers, gate and grids, then per test set the mean +- std of every
+method over seeds and their paired differences to the plain student
+(:mod:`.stats`); ``results.json`` holds the same figures as data.
+"""
+import argparse
+import collections
+import math
+import os
+import os.path as osp
+import statistics
+import time
+from typing import Dict, Sequence
+
+from mmseg_kdas.utils.atomic import atomic_write_text
+from .configs import protocol_settings
+from .ledger import write_json
+from .protocol import (GRIDS, MEASURES, RATES, RESULTS, ROOT, VAL_KEY, VAL_SET,
+                       Scores, Setting, final_methods, setting_label)
+from .stats import gap_share, summarize
+
+
+def _fmt_diffs(diffs: Dict[int, float]) -> str:
+    return ', '.join(f'{d:+.4f}' for _, d in sorted(diffs.items()))
+
+
+def _shown_path(path: str) -> str:
+    """A path as a report shows it: relative to this checkout when
+    inside it (the same text on every machine), else as it is."""
+    rel = osp.relpath(osp.abspath(path), ROOT)
+    return path if rel.startswith(os.pardir) else rel
+
+
+def write_report(args: argparse.Namespace, work: str,
+                 test_sets: Sequence[str], teacher: dict,
+                 teacher_record: dict, scores: Scores,
+                 selected: Dict[str, Setting],
+                 results: Dict[str, Dict[int, dict]]) -> str:
+    """Write ``results.md`` and one ``results_<set>.png`` per test set.
+
+    Args:
+        args: The tool's arguments.
+        work: The work dir.
+        test_sets: The test sets.
+        teacher: :meth:`Experiment.teachers`' choice with ``lead`` and
+            ``student_val``.
+        teacher_record: The chosen teacher run's record (with ``test``).
+        scores: ``{family: {setting: validation mean Dice}}`` of the grid.
+        selected: The chosen setting per family.
+        results: ``{method: {seed: record with test}}``.
+
+    Returns:
+        str: The markdown.
+    """
+    lines = [
+        f'Protocol: from scratch on {_shown_path(args.data_root)}; '
+        f'{args.size}x{args.size}, batch {args.batch_size}, multi-scale '
+        f'{"/".join(map(str, RATES))} one rate per iteration in turn, '
+        f'binarised masks, AdamW lr {args.lr:g} with a cosine decay to 0. '
+        f'Trained on train-minus-val, validated on {VAL_SET} '
+        f'({osp.relpath(args.split_file, ROOT)}). Teachers (PVTv2-B2): '
+        f'{args.teacher_iters} iterations, seeds '
+        f'{list(args.teacher_seeds)}. Students (PVTv2-B0): {args.iters} '
+        f'iterations; grid at seed 0, chosen by {VAL_KEY} at the last '
+        f'iteration; final seeds {list(args.seeds)}, evaluated with '
+        'PolypMetric at the last iteration, students as exported.', '',
+        f'Teachers ({VAL_KEY}, best checkpoint; last iteration):', ''
+    ]
+    for seed, (it, value) in teacher['runs'].items():
+        lines.append(f'- seed {seed}: {value:.4f} at iteration {it}; '
+                     f'{teacher["last"][seed]:.4f} at the last')
+    agreement = (
+        f'Spread {teacher["spread"]:.4f} (tolerance '
+        f'{args.teacher_tolerance:g})')
+    if not teacher.get('agreed', True):
+        agreement = (
+            f'**The agreement check failed**: spread '
+            f'{teacher["spread"]:.4f}, more than the tolerance '
+            f'{args.teacher_tolerance:g}; the run continued from the '
+            'teacher fixed before it (--accept-teacher-disagreement), so '
+            'every student figure below holds for this one teacher run, '
+            'not for the teacher recipe')
+    lines += [
+        '', f'{agreement}; chosen: seed {teacher["seed"]}, '
+        f'iteration {teacher["iter"]}. Gate: teacher {teacher["value"]:.4f}'
+        f' vs plain student (seed 0) {teacher["student_val"]:.4f}, lead '
+        f'{teacher["lead"]:+.4f} (required {args.gate_margin:g}).', '',
+        f'Grid ({VAL_KEY} at the last iteration, seed 0; chosen in bold):',
+        '', '| method | setting | validation mDice |', '|---|---|---|'
+    ]
+    for family, grid in GRIDS.items():
+        for setting in grid:
+            score = scores[family][setting]
+            label = setting_label(setting)
+            cell = 'diverged' if not math.isfinite(score) else f'{score:.4f}'
+            if setting == selected[family]:
+                label, cell = f'**{label}**', f'**{cell}**'
+            lines.append(f'| {family} | {label} | {cell} |')
+    lines.append('')
+    for ts in test_sets:
+        header = ['model', 'seeds'] + [f'{ts} {m}' for m in MEASURES]
+        lines += [
+            '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header),
+            '| teacher | 1 | ' + ' | '.join(
+                f'{teacher_record["test"][f"{ts}/{m}"]:.4f}'
+                for m in MEASURES) + ' |'
+        ]
+        stats = {
+            m: summarize(results, teacher_record, f'{ts}/{m}')
+            for m in MEASURES
+        }
+        for method, seeds in results.items():
+            cells = [
+                f'{stats[m]["mean"][method]:.4f} ± '
+                f'{stats[m]["std"][method]:.4f}' for m in MEASURES
+            ]
+            lines.append(f'| {method} | {len(seeds)} | ' +
+                         ' | '.join(cells) + ' |')
+        dice = stats['mDice']
+        t_dice = teacher_record['test'][f'{ts}/mDice']
+        s_dice = dice['mean'].get('student')
+        if dice['paired']:
+            ahead = gap_share(t_dice, s_dice, s_dice) is not None
+            seeds = sorted(results['student'])
+            lines += [
+                '', f'{ts} mean Dice, paired by seed (method - plain '
+                f'student; seeds {seeds}; paired t: the mean difference '
+                f'over its standard error, {len(seeds) - 1} degrees of '
+                'freedom, "-" where the differences do not vary)' +
+                (', and the share of the teacher - student gap '
+                 f'({t_dice:.4f} - {s_dice:.4f}) that the method closes:'
+                 if ahead else ':'), ''
+            ]
+            if ahead:
+                lines += [
+                    '| method | per-seed difference | mean difference | '
+                    'paired t | gap closed |', '|---|---|---|---|---|'
+                ]
+            else:
+                lines += [
+                    '| method | per-seed difference | mean difference | '
+                    'paired t |', '|---|---|---|---|'
+                ]
+            for method, diffs in dice['paired'].items():
+                mean_diff = (statistics.mean(diffs.values())
+                             if diffs else float('nan'))
+                t = dice['paired_t'][method]
+                row = (f'| {method} | {_fmt_diffs(diffs)} | {mean_diff:+.4f}'
+                       f' | {"-" if t is None else f"{t:+.2f}"}')
+                if ahead:
+                    row += f' | {dice["gap_closed"][method]:.1%}'
+                lines.append(row + ' |')
+            if not ahead:
+                lines += [
+                    '', f'On {ts} the teacher ({t_dice:.4f}) is not at least '
+                    f'0.01 ahead of the plain student ({s_dice:.4f}): no '
+                    'share of its lead is given, a share of a gap that is '
+                    'not there means nothing.'
+                ]
+        lines.append('')
+    minutes = ', '.join(
+        f'{method} {statistics.mean(r["minutes"] for r in seeds.values()):.1f}'
+        for method, seeds in results.items())
+    teacher_minutes = ', '.join(
+        f'{m:.1f}' for _, m in sorted(teacher['minutes'].items()))
+    lines.append(f'Training wall time (minutes per run): teachers '
+                 f'{teacher_minutes}; {minutes}.')
+    report = '\n'.join(lines) + '\n'
+    atomic_write_text(osp.join(work, 'results.md'), report)
+    write_json(
+        osp.join(work, RESULTS),
+        results_summary(args, test_sets, teacher, teacher_record, scores,
+                        selected, results))
+    for ts in test_sets:
+        plot(osp.join(work, f'results_{ts}.png'), ts, teacher_record,
+             results)
+    return report
+
+
+def grid_summary(scores: Scores, selected: Dict[str, Setting]) -> dict:
+    """``grid`` (``{family: [{setting, score, selected}]}``) and
+    ``selected`` (``{family: setting}``), as labels."""
+    return dict(
+        grid={
+            family: [
+                dict(setting=setting_label(s), score=scores[family][s],
+                     selected=s == selected[family]) for s in grid
+            ] for family, grid in GRIDS.items()
+        },
+        selected={f: setting_label(s)
+                  for f, s in selected.items()})
+
+
+def trained_on(records: Sequence[dict]) -> str:
+    """Where runs trained: every machine their records name, the most
+    frequent first, each with its number of runs (a ledger's runs may come
+    from several machines; not where the report is written)."""
+    counts = collections.Counter(
+        r.get('machine') or 'a machine not recorded' for r in records)
+    return '; '.join(f'{machine} ({n} run{"s" * (n > 1)})'
+                     for machine, n in counts.most_common())
+
+
+def results_summary(args: argparse.Namespace, test_sets: Sequence[str],
+                    teacher: dict, teacher_record: dict, scores: Scores,
+                    selected: Dict[str, Setting],
+                    results: Dict[str, Dict[int, dict]]) -> dict:
+    """What ``results.json`` holds: every figure of the report, as data.
+
+    ``tools/analysis_tools/model_cards.py`` writes the configs' READMEs
+    and metafiles from it. Keys: ``date`` (written), ``machine`` (where the
+    teacher and the final-stage runs trained, :func:`trained_on`),
+    ``protocol`` (the settings of ``protocol.json``), ``test_sets``,
+    ``teacher`` (the choice, each run's best and last validation value,
+    the gate, minutes and the chosen run's ``test`` metrics), ``grid``
+    (``{family: [{setting, score, selected}]}``), ``selected`` and
+    ``methods`` (``{method: {family, setting, seeds: {seed: {test,
+    val_last, minutes}}}}``, in report order).
+    """
+    runs = final_methods(selected)
+    return dict(
+        date=time.strftime('%Y-%m-%d'),
+        machine=trained_on([teacher_record] + [
+            rec for seeds in results.values() for rec in seeds.values()
+        ]),
+        protocol=dict(protocol_settings(args), seeds=list(args.seeds)),
+        test_sets=list(test_sets),
+        teacher=dict(
+            seed=teacher['seed'],
+            iter=teacher['iter'],
+            value=teacher['value'],
+            runs={
+                str(s): dict(iter=i, value=v, last=teacher['last'][s])
+                for s, (i, v) in teacher['runs'].items()
+            },
+            spread=teacher['spread'],
+            agreed=teacher.get('agreed', True),
+            tolerance=args.teacher_tolerance,
+            lead=teacher['lead'],
+            student_val=teacher['student_val'],
+            minutes={str(s): m
+                     for s, m in teacher['minutes'].items()},
+            test=teacher_record['test']),
+        **grid_summary(scores, selected),
+        methods={
+            method: dict(
+                family=runs[method].family,
+                setting=setting_label(runs[method].setting),
+                seeds={
+                    str(seed): dict(test=rec['test'],
+                                    val_last=rec['val_last'],
+                                    minutes=rec['minutes'])
+                    for seed, rec in sorted(seeds.items())
+                })
+            for method, seeds in results.items()
+        })
+
+
+def plot(path: str, ts: str, teacher: dict,
+         results: Dict[str, Dict[int, dict]]) -> None:
+    """Mean Dice of every method with its seeds; validation curves."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    key = f'{ts}/mDice'
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 4.5))
+    names = ['teacher'] + list(results)
+    for x, name in enumerate(names):
+        recs = [teacher] if name == 'teacher' else list(
+            results[name].values())
+        values = [r['test'][key] for r in recs]
+        ax1.bar(x, statistics.mean(values), color=f'C{x % 10}', alpha=0.5)
+        ax1.plot([x] * len(values), values, 'k.', markersize=8)
+    ax1.set_xticks(range(len(names)), names, rotation=30, ha='right')
+    ax1.set_ylabel(f'{ts} mean Dice (bar: mean; dots: seeds)')
+    values = [teacher['test'][key]] + [
+        r['test'][key] for s in results.values() for r in s.values()
+    ]
+    ax1.set_ylim(max(0, min(values) - 0.1), min(1, max(values) + 0.05))
+    for x, name in enumerate(names[1:], 1):
+        curves = [{int(i): v
+                   for i, v in r['val'].items()}
+                  for r in results[name].values()]
+        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        if steps:
+            ax2.plot(steps,
+                     [statistics.mean(c[s] for c in curves) for s in steps],
+                     'o-',
+                     color=f'C{x % 10}',
+                     label=name)
+    ax2.set_xlabel('iteration')
+    ax2.set_ylabel(f'{VAL_SET} mean Dice (mean over seeds)')
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_dir = osp.dirname(path)
+    tmp = osp.join(atomic_dir, f'.{osp.basename(path)}.tmp.png')
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
+    plt.close(fig)
