@@ -24,10 +24,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, load_tool
+from conftest import ROOT
 from mmengine.config import Config
 
 from mmseg_kdas.datasets import make_synthetic_polyp_dataset
+from mmseg_kdas.study import reproducible_env
 
 PAGES = sorted(
     [osp.join(ROOT, 'README.md')] +
@@ -236,8 +237,7 @@ def test_the_demo_runs_with_the_study_cpu_settings():
         for item in block.replace('\\\n', ' ').split():
             key, value = item.split('=', 1)
             exports[key] = value
-    experiment = load_tool('tools/analysis_tools/polyp_experiment.py')
-    assert exports == experiment.reproducible_env(2)
+    assert exports == reproducible_env(2)
     for name in ('polyp-pvt_pvtv2-b0_synthetic-128x128.py',
                  'kdas_pvtv2-b0_pvtv2-tiny_synthetic-128x128.py'):
         cfg = Config.fromfile(osp.join(ROOT, 'configs', 'demo', name))

@@ -5,8 +5,9 @@
 selection rules), :mod:`.configs` (the run configs), :mod:`.plan` (steps,
 costs, what is left), :mod:`.ledger` (records, digests), :mod:`.runner`
 (commands, resume), :mod:`.stats` (paired t, share of the gap),
-:mod:`.report` (tables, plots, ``results.json``) and :mod:`.experiment`
-(the steps on one work dir).
+:mod:`.report` (tables, plots, ``results.json``), :mod:`.experiment`
+(the steps on one work dir) and :mod:`.cards` (the configs' model cards
+from ``results.json``; ``tools/analysis_tools/model_cards.py``).
 
 Everything trains from scratch (no pretrained weights are reachable
 offline) on ``DATA_ROOT`` in the PraNet layout, on the training images
@@ -75,44 +76,57 @@ spans machines whose work dirs do not survive. A step whose files a later
 step needs is trained again and must reproduce the ledger's weights
 (:class:`Experiment`).
 
+A test set added to ``TestDataset/`` after the runs were tested is tested
+on the next run, alone, with the chosen models and the teacher (those
+whose checkpoints are not in the work dir are trained again first, as
+above), and its figures are added to their records; the figures recorded
+stay as they are. A set that the records hold and the data root no longer
+has is named in the plan and in ``results.md`` and is not reported: the
+report is of the data root it names (:func:`plan_test_sets`,
+:func:`reported_sets`).
+
 ``--rerun FOLDER ...`` then trains runs of the finished protocol again from
 scratch under ``rerun/`` and compares every figure with their first run
 (``rerun.md``, :meth:`Experiment.rerun`).
 """
 from .configs import (cache_command, cache_name, family_sources, plan_caches,
-                      protocol_config, protocol_settings, teacher_sources)
+                      protocol_config, protocol_settings, teacher_sources,
+                      test_config)
 from .experiment import Experiment, run_study
 from .ledger import (RECORD, Ledger, compare_records, format_rerun, read_json,
-                     write_json)
+                     tested_sets, untested_sets, write_json)
 from .plan import (COST, Step, count_images, find_test_sets, format_plan,
-                   plan_steps, recorded_selection, steps_done, steps_left)
-from .protocol import (FAMILIES, GRIDS, KDAS_PAPER, MEASURES, RATES, RESULTS,
-                       ROOT, TEACHER, TIMINGS, VAL_KEY, VAL_SET, ProtocolError,
-                       Run, Scores, Setting, best_checkpoint,
+                   plan_steps, plan_test_sets, recorded_selection, steps_done,
+                   steps_left)
+from .protocol import (DEFAULTS, FAMILIES, GRIDS, KDAS_PAPER, MEASURES, RATES,
+                       RESULTS, ROOT, TEACHER, TIMINGS, VAL_KEY, VAL_SET,
+                       ProtocolError, Run, Scores, Setting, best_checkpoint,
                        best_checkpoint_file, check_gate, choose_teacher,
                        final_methods, grid_runs, select_setting, setting_label,
                        setting_slug, teacher_checkpoint)
-from .report import (grid_summary, plot, results_summary, trained_on,
-                     write_report)
+from .report import (grid_summary, plot, reported_sets, results_summary,
+                     trained_on, write_report)
 from .runner import (MINUTES, STARTED, Trainer, account_interrupted_attempt,
                      add_minutes, latest_metrics, machine_description,
                      read_curve, reproducible_env, run)
 from .stats import gap_share, paired_t, summarize
 
 __all__ = [
-    'COST', 'FAMILIES', 'GRIDS', 'KDAS_PAPER', 'MEASURES', 'MINUTES',
-    'RATES', 'RECORD', 'RESULTS', 'ROOT', 'STARTED', 'TEACHER', 'TIMINGS',
-    'VAL_KEY', 'VAL_SET', 'Experiment', 'Ledger', 'ProtocolError', 'Run',
-    'Scores', 'Setting', 'Step', 'Trainer', 'account_interrupted_attempt',
-    'add_minutes', 'best_checkpoint', 'best_checkpoint_file', 'cache_command',
-    'cache_name', 'check_gate', 'choose_teacher', 'compare_records',
-    'count_images', 'family_sources', 'final_methods', 'find_test_sets',
-    'format_plan', 'format_rerun', 'gap_share', 'grid_runs', 'grid_summary',
-    'latest_metrics', 'machine_description', 'paired_t', 'plan_caches',
-    'plan_steps', 'plot', 'protocol_config', 'protocol_settings',
-    'read_curve', 'read_json', 'recorded_selection', 'reproducible_env',
-    'results_summary', 'run', 'run_study', 'select_setting', 'setting_label',
-    'setting_slug', 'steps_done', 'steps_left', 'summarize',
-    'teacher_checkpoint', 'teacher_sources', 'trained_on', 'write_json',
-    'write_report'
+    'COST', 'DEFAULTS', 'FAMILIES', 'GRIDS', 'KDAS_PAPER', 'MEASURES',
+    'MINUTES', 'RATES', 'RECORD', 'RESULTS', 'ROOT', 'STARTED', 'TEACHER',
+    'TIMINGS', 'VAL_KEY', 'VAL_SET', 'Experiment', 'Ledger', 'ProtocolError',
+    'Run', 'Scores', 'Setting', 'Step', 'Trainer',
+    'account_interrupted_attempt', 'add_minutes', 'best_checkpoint',
+    'best_checkpoint_file', 'cache_command', 'cache_name', 'check_gate',
+    'choose_teacher', 'compare_records', 'count_images', 'family_sources',
+    'final_methods', 'find_test_sets', 'format_plan', 'format_rerun',
+    'gap_share', 'grid_runs', 'grid_summary', 'latest_metrics',
+    'machine_description', 'paired_t', 'plan_caches', 'plan_steps',
+    'plan_test_sets', 'plot', 'protocol_config', 'protocol_settings',
+    'read_curve', 'read_json', 'recorded_selection', 'reported_sets',
+    'reproducible_env', 'results_summary', 'run', 'run_study',
+    'select_setting', 'setting_label', 'setting_slug', 'steps_done',
+    'steps_left', 'summarize', 'teacher_checkpoint', 'teacher_sources',
+    'test_config', 'tested_sets', 'trained_on', 'untested_sets',
+    'write_json', 'write_report'
 ]

@@ -46,6 +46,48 @@ def _load(base: str) -> Config:
     return copy.deepcopy(_LOADED[base])
 
 
+def _test_dataset(data_root: str, test_sets: Sequence[str],
+                  pipeline: list) -> dict:
+    """The test sets of ``data_root`` as one dataset of a test loader."""
+    datasets = [
+        dict(
+            type='PolypDataset',
+            data_root=data_root,
+            data_prefix=dict(
+                img_path=f'TestDataset/{name}/images',
+                seg_map_path=f'TestDataset/{name}/masks'),
+            test_set=name,
+            test_mode=True,
+            pipeline=pipeline) for name in test_sets
+    ]
+    if len(datasets) == 1:
+        return datasets[0]
+    return dict(type='ConcatDataset', datasets=datasets)
+
+
+def test_config(cfg_file: str, data_root: str,
+                test_sets: Sequence[str]) -> Config:
+    """The config a run was tested with, testing ``test_sets`` only.
+
+    The config of the test of a set added to the data root after the run
+    was tested: the model and the test pipeline stay as they were.
+
+    Args:
+        cfg_file: The config the run is tested with.
+        data_root: The data root that holds the sets.
+        test_sets: The sets to test.
+
+    Returns:
+        Config: Its text written without yapf's formatting.
+    """
+    cfg = Config.fromfile(cfg_file, import_custom_modules=False)
+    dataset = cfg.test_dataloader.dataset
+    pipeline = dataset.get('datasets', [dataset])[0].pipeline
+    cfg.test_dataloader.dataset = _test_dataset(data_root, test_sets,
+                                                pipeline)
+    return Config(cfg.to_dict(), format_python_code=False)
+
+
 def protocol_config(base: str,
                     args: argparse.Namespace,
                     test_sets: Sequence[str],
@@ -98,46 +140,33 @@ def protocol_config(base: str,
         persistent_workers=args.num_workers > 0)
     train_images = dict(
         img_path='TrainDataset/images', seg_map_path='TrainDataset/masks')
-    cfg.train_dataloader = ConfigDict(
-        batch_size=args.batch_size,
-        sampler=dict(type='InfiniteSampler', shuffle=True),
-        dataset=dict(
+
+    def split_of_train(split: str, pipeline: list, **extra) -> dict:
+        # a split of TrainDataset (the keys in the order of the config text)
+        return dict(
             type='PolypDataset',
             data_root=args.data_root,
             data_prefix=train_images,
-            split='train-minus-val',
+            split=split,
             split_file=args.split_file,
-            pipeline=train_pipeline),
+            **extra,
+            pipeline=pipeline)
+
+    cfg.train_dataloader = ConfigDict(
+        batch_size=args.batch_size,
+        sampler=dict(type='InfiniteSampler', shuffle=True),
+        dataset=split_of_train('train-minus-val', train_pipeline),
         **workers)
     loader = dict(
         batch_size=1,
         sampler=dict(type='DefaultSampler', shuffle=False),
         **workers)
     cfg.val_dataloader = ConfigDict(
-        dataset=dict(
-            type='PolypDataset',
-            data_root=args.data_root,
-            data_prefix=train_images,
-            split='val',
-            split_file=args.split_file,
-            test_set=VAL_SET,
-            test_mode=True,
-            pipeline=test_pipeline),
+        dataset=split_of_train(
+            'val', test_pipeline, test_set=VAL_SET, test_mode=True),
         **loader)
-    datasets = [
-        dict(
-            type='PolypDataset',
-            data_root=args.data_root,
-            data_prefix=dict(
-                img_path=f'TestDataset/{name}/images',
-                seg_map_path=f'TestDataset/{name}/masks'),
-            test_set=name,
-            test_mode=True,
-            pipeline=test_pipeline) for name in test_sets
-    ]
     cfg.test_dataloader = ConfigDict(
-        dataset=datasets[0] if len(datasets) == 1 else dict(
-            type='ConcatDataset', datasets=datasets),
+        dataset=_test_dataset(args.data_root, test_sets, test_pipeline),
         **copy.deepcopy(loader))
     cfg.val_evaluator = cfg.test_evaluator = ConfigDict(type='PolypMetric')
     cfg.train_cfg = ConfigDict(

@@ -12,10 +12,11 @@ from mmengine.config import Config
 from mmseg_kdas.datasets.pranet_split import read_split_file
 from mmseg_kdas.utils.atomic import atomic_write_text
 from .configs import (cache_command, cache_name, family_sources, plan_caches,
-                      protocol_config, protocol_settings)
-from .ledger import compare_records, format_rerun, read_json, write_json
+                      protocol_config, protocol_settings, test_config)
+from .ledger import (compare_records, format_rerun, read_json, untested_sets,
+                     write_json)
 from .plan import (count_images, find_test_sets, format_plan, plan_steps,
-                   recorded_selection, steps_done)
+                   plan_test_sets, recorded_selection, steps_done)
 from .protocol import (FAMILIES, GRIDS, TEACHER, ProtocolError, Run, Setting,
                        best_checkpoint, best_checkpoint_file, check_gate,
                        choose_teacher, final_methods, grid_runs,
@@ -73,7 +74,7 @@ class Experiment(Trainer):
     def test_student(self, run: Run) -> dict:
         run_dir = self.run_dir(run)
         record = self.record(run_dir)
-        if 'test' in record:
+        if not untested_sets(record, self.test_sets):
             return record
         iters = record['iters']
         if record['distilled']:  # evaluate what ships
@@ -87,6 +88,35 @@ class Experiment(Trainer):
             record = self.reproduce(run.family, self.student_config(run),
                                     run_dir, record)
         return self.test(run_dir, record, cfg_file, ckpt)
+
+    def test(self, run_dir: str, record: dict, cfg_file: str,
+             ckpt: str) -> dict:
+        """Evaluate a trained model on the test sets (unless done), then on
+        each set added to the data root since, alone.
+
+        A set added is tested with the run's test config on that set only
+        (:func:`test_config`, ``test_<set>.py``, in ``test_<set>/``), and
+        its figures are added to the record; the figures recorded stay as
+        they are (a checkpoint no longer here is trained again first, by
+        the caller, and must reproduce the ledger's weights).
+        """
+        record = super().test(run_dir, record, cfg_file, ckpt)
+        added = untested_sets(record, self.test_sets)
+        if not added:
+            return record
+        name = 'test_' + '+'.join(added)
+        added_cfg = osp.join(run_dir, f'{name}.py')
+        atomic_write_text(
+            added_cfg,
+            test_config(cfg_file, self.args.data_root, added).pretty_text)
+        metrics = self.evaluate(run_dir, added_cfg, ckpt,
+                                osp.join(run_dir, name))
+        test = dict(record['test'])
+        test.update((k, v) for k, v in metrics.items()
+                    if k.rpartition('/')[0] in added)
+        record = dict(record, test=test)
+        self.save_record(run_dir, record)
+        return record
 
     def check_protocol(self) -> None:
         """Write ``protocol.json``, or refuse a work dir (or ledger) of
@@ -267,7 +297,7 @@ class Experiment(Trainer):
         teacher_dir = self.run_dir(Run('teacher', (), teacher['seed']),
                                    teacher=True)
         teacher_record = self.record(teacher_dir)
-        if 'test' not in teacher_record:
+        if untested_sets(teacher_record, self.test_sets):
             ckpt = self.teacher_ckpt()
             teacher_record = self.test(teacher_dir,
                                        self.record(teacher_dir),
@@ -390,10 +420,13 @@ def run_study(args: argparse.Namespace,
           f'images); validation split: {num_val} images.')
     work = osp.abspath(args.work_dir)
     ledger = args.ledger and osp.abspath(args.ledger)
-    steps = plan_steps(args, num_val, num_test,
-                       recorded_selection(work, ledger))
-    done = steps_done(steps, work, ledger)
+    steps, notes = plan_test_sets(
+        plan_steps(args, num_val, num_test, recorded_selection(work, ledger)),
+        work, ledger, args.data_root, test_sets)
+    done = steps_done(steps, work, ledger, test_sets)
     print(format_plan(steps, args.budget_minutes, done, work), flush=True)
+    if notes:
+        print('\n'.join(notes), flush=True)
     if args.dry_run:
         return 0
     experiment = Experiment(args, test_sets,

@@ -8,7 +8,7 @@ rerun's figures against its first run's.
 """
 import json
 import os.path as osp
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from mmseg_kdas.utils.atomic import atomic_write_text
 from mmseg_kdas.utils.checkpoint_file import weights_digest
@@ -28,6 +28,20 @@ def read_json(path: str) -> Optional[dict]:
 def write_json(path: str, obj) -> None:
     """Write ``obj`` to ``path`` atomically, keys sorted, one per line."""
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + '\n')
+
+
+def tested_sets(record: Optional[dict]) -> List[str]:
+    """The test sets a record has figures of (``<set>/mDice``), sorted."""
+    test = (record or {}).get('test', {})
+    return sorted(k[:-len('/mDice')] for k in test if k.endswith('/mDice'))
+
+
+def untested_sets(record: Optional[dict],
+                  test_sets: Sequence[str]) -> List[str]:
+    """The sets of ``test_sets`` a record has no figures of (all of them
+    without ``test``): a set added to the data root after its test."""
+    tested = tested_sets(record)
+    return [ts for ts in test_sets if ts not in tested]
 
 
 class Ledger:

@@ -2,7 +2,8 @@
 
 The steps of the protocol in the order they run, with their estimated
 minutes (:data:`COST`), which of them the work dir or the ledger has
-recorded, and which runs a fresh work dir trains again for their files.
+recorded, which runs a fresh work dir trains again for their files, and
+which test sets the recorded tests lack (:func:`plan_test_sets`).
 """
 import argparse
 import math
@@ -12,7 +13,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from mmseg_kdas.datasets.polyp import index_by_stem
 from .configs import cache_name, family_sources, plan_caches
-from .ledger import RECORD, read_json
+from .ledger import RECORD, read_json, tested_sets, untested_sets
 from .protocol import (FAMILIES, GRIDS, RATES, Run, Scores, Setting,
                        final_methods, grid_runs, select_setting)
 
@@ -140,12 +141,17 @@ def plan_steps(args: argparse.Namespace, num_val: int,
                 steps.append(Step(
                     '6 final', f'runs/{run.key}',
                     student if run.family == 'student' else distilled))
-    test_minutes = num_test * COST['eval_student'] / 60
-    for run in finals:
-        steps.append(Step('7 tests', f'runs/{run.key}', test_minutes))
-    steps.append(Step('7 tests', f'teacher/seed{first}',
-                      num_test * COST['eval_teacher'] / 60))
+    tested = [f'runs/{run.key}' for run in finals] + [f'teacher/seed{first}']
+    steps += [Step('7 tests', n, _test_minutes(n, num_test)) for n in tested]
     return steps
+
+
+def _test_minutes(name: str, num_images: int) -> float:
+    """Minutes of a test step (a teacher's, or a student's) on
+    ``num_images`` images."""
+    cost = COST['eval_teacher' if name.startswith('teacher/') else
+                'eval_student']
+    return num_images * cost / 60
 
 
 def _recorded(roots: Sequence[str], folder: str) -> Optional[dict]:
@@ -158,11 +164,13 @@ def _recorded(roots: Sequence[str], folder: str) -> Optional[dict]:
 
 
 def steps_done(steps: Sequence[Step], work: str,
-               ledger: Optional[str] = None) -> List[bool]:
+               ledger: Optional[str] = None,
+               test_sets: Optional[Sequence[str]] = None) -> List[bool]:
     """Which steps of the plan are recorded in ``work`` or ``ledger``.
 
     A cache counts as done only in ``work`` (a ledger keeps records, not
-    files); a test step when its run's record has ``test``.
+    files); a test step when its run's record has ``test``, with figures
+    of every set of ``test_sets`` where given.
     """
     roots = [work] + ([ledger] if ledger else [])
     done = []
@@ -171,9 +179,63 @@ def steps_done(steps: Sequence[Step], work: str,
             done.append(osp.isdir(osp.join(work, step.name)))
             continue
         found = _recorded(roots, step.name)
-        done.append(found is not None and
-                    (step.stage != '7 tests' or 'test' in found))
+        if found is not None and step.stage == '7 tests':
+            found = found if 'test' in found and not (
+                test_sets and untested_sets(found, test_sets)) else None
+        done.append(found is not None)
     return done
+
+
+def plan_test_sets(steps: Sequence[Step], work: str, ledger: Optional[str],
+                   data_root: str,
+                   test_sets: Sequence[str]) -> Tuple[List[Step], List[str]]:
+    """The test sets that recorded tests lack, or hold and the data root
+    does not.
+
+    A run tested before a set was added to the data root is tested on
+    that set alone (:meth:`Experiment.test`): its test step costs the
+    minutes of the sets it lacks. A set that a record holds and the data
+    root does not is neither tested nor reported (its figures stay in the
+    records).
+
+    Args:
+        steps: The plan (:func:`plan_steps`).
+        work: The work dir.
+        ledger: The ledger folder, or None.
+        data_root: The data root.
+        test_sets: Its test sets (:func:`find_test_sets`).
+
+    Returns:
+        tuple: The steps, those that test added sets with the minutes of
+        these sets; and the plan's lines on the sets (none when every
+        recorded test holds the data root's sets and no other).
+    """
+    roots = [work] + ([ledger] if ledger else [])
+    images = {ts: count_images(data_root, [ts]) for ts in test_sets}
+    added: Dict[str, List[str]] = {}
+    recorded = set()
+    out = []
+    for step in steps:
+        found = (_recorded(roots, step.name)
+                 if step.stage == '7 tests' else None)
+        if found is not None and 'test' in found:
+            recorded.update(tested_sets(found))
+            lacking = untested_sets(found, test_sets)
+            if lacking:
+                added[step.name] = lacking
+                step = step._replace(minutes=_test_minutes(
+                    step.name, sum(images[ts] for ts in lacking)))
+        out.append(step)
+    lines = []
+    for ts in sorted({ts for sets in added.values() for ts in sets}):
+        runs = sum(ts in sets for sets in added.values())
+        lines.append(f'  test set {ts}: not in the recorded tests (added '
+                     f'to the data root after them): {runs} tested run(s) '
+                     'to test on it alone')
+    for ts in sorted(recorded - set(test_sets)):
+        lines.append(f'  test set {ts}: recorded, not in the data root '
+                     '(neither tested nor reported)')
+    return out, lines
 
 
 def recorded_selection(

@@ -33,6 +33,25 @@ RATES = (0.75, 1.0, 1.25)
 VAL_SET = 'PraNet-val'
 VAL_KEY = f'{VAL_SET}/mDice'
 RESULTS = 'results.json'  # every figure of results.md, as data
+#: The settings of the study when none is given
+#: (``tools/analysis_tools/polyp_experiment.py --help`` says what each
+#: is); the model cards of a study not run yet show its size, batch and
+#: iterations.
+DEFAULTS = dict(
+    seeds=(0, 1, 2),
+    teacher_seeds=(0, 1),
+    size=128,
+    batch_size=8,
+    lr=5e-4,
+    teacher_iters=3000,
+    iters=800,
+    val_interval=400,
+    teacher_val_interval=600,
+    teacher_tolerance=0.02,
+    gate_margin=0.05,
+    budget_minutes=480,
+    num_workers=2,
+    threads=2)
 
 #: A setting: ``((key under model, value), ...)``, e.g.
 #: ``(('alpha', 0.3), ('loss_at.temperature', 2.0))``.

@@ -11,11 +11,11 @@ import os
 import os.path as osp
 import statistics
 import time
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from mmseg_kdas.utils.atomic import atomic_write_text
 from .configs import protocol_settings
-from .ledger import write_json
+from .ledger import tested_sets, untested_sets, write_json
 from .protocol import (GRIDS, MEASURES, RATES, RESULTS, ROOT, VAL_KEY, VAL_SET,
                        Scores, Setting, final_methods, setting_label)
 from .stats import gap_share, summarize
@@ -42,7 +42,10 @@ def write_report(args: argparse.Namespace, work: str,
     Args:
         args: The tool's arguments.
         work: The work dir.
-        test_sets: The test sets.
+        test_sets: The test sets of the data root. Only those every run
+            has figures of are reported; a line names each other set
+            (:func:`reported_sets`), in ``results.json`` too
+            (``test_set_notes``, only when there is one).
         teacher: :meth:`Experiment.teachers`' choice with ``lead`` and
             ``student_val``.
         teacher_record: The chosen teacher run's record (with ``test``).
@@ -53,6 +56,7 @@ def write_report(args: argparse.Namespace, work: str,
     Returns:
         str: The markdown.
     """
+    test_sets, notes = reported_sets(test_sets, teacher_record, results)
     lines = [
         f'Protocol: from scratch on {_shown_path(args.data_root)}; '
         f'{args.size}x{args.size}, batch {args.batch_size}, multi-scale '
@@ -98,6 +102,8 @@ def write_report(args: argparse.Namespace, work: str,
                 label, cell = f'**{label}**', f'**{cell}**'
             lines.append(f'| {family} | {label} | {cell} |')
     lines.append('')
+    if notes:
+        lines += notes + ['']
     for ts in test_sets:
         header = ['model', 'seeds'] + [f'{ts} {m}' for m in MEASURES]
         lines += [
@@ -168,14 +174,48 @@ def write_report(args: argparse.Namespace, work: str,
                  f'{teacher_minutes}; {minutes}.')
     report = '\n'.join(lines) + '\n'
     atomic_write_text(osp.join(work, 'results.md'), report)
-    write_json(
-        osp.join(work, RESULTS),
-        results_summary(args, test_sets, teacher, teacher_record, scores,
-                        selected, results))
+    summary = results_summary(args, test_sets, teacher, teacher_record,
+                              scores, selected, results)
+    if notes:
+        summary['test_set_notes'] = notes
+    write_json(osp.join(work, RESULTS), summary)
     for ts in test_sets:
         plot(osp.join(work, f'results_{ts}.png'), ts, teacher_record,
              results)
     return report
+
+
+def reported_sets(test_sets: Sequence[str], teacher_record: dict,
+                  results: Dict[str, Dict[int, dict]]
+                  ) -> Tuple[List[str], List[str]]:
+    """The test sets of the report: those of ``test_sets`` that the
+    teacher and every run of ``results`` have figures of.
+
+    Returns:
+        tuple: The sets, and a line on each other set: one of
+        ``test_sets`` that some run lacks (naming the runs), one that a
+        record holds and the data root does not (its figures stay in the
+        records, measured on data this report cannot name).
+    """
+    runs = {'teacher': teacher_record}
+    runs.update({
+        f'{method} seed {seed}': record
+        for method, seeds in results.items()
+        for seed, record in sorted(seeds.items())
+    })
+    shown, notes = [], []
+    for ts in test_sets:
+        lacking = [name for name, r in runs.items() if untested_sets(r, [ts])]
+        if lacking:
+            notes.append(f'Test set {ts}: not reported, no figures of it '
+                         f'for {", ".join(lacking)}.')
+        else:
+            shown.append(ts)
+    recorded = {ts for r in runs.values() for ts in tested_sets(r)}
+    for ts in sorted(recorded - set(test_sets)):
+        notes.append(f'Test set {ts}: recorded, not in the data root (not '
+                     'reported; its figures stay in the records).')
+    return shown, notes
 
 
 def grid_summary(scores: Scores, selected: Dict[str, Setting]) -> dict:

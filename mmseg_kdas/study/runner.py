@@ -307,19 +307,25 @@ class Trainer(Ledger):
         self.save_record(run_dir, record)
         return record
 
+    def evaluate(self, run_dir: str, cfg_file: str, ckpt: str,
+                 test_dir: str) -> dict:
+        """The metrics of ``tools/test.py`` on a config and checkpoint,
+        written to ``test_dir`` (read from there if a test ran already)."""
+        try:
+            return latest_metrics(test_dir)
+        except FileNotFoundError:
+            self.runner([
+                sys.executable, 'tools/test.py', cfg_file, ckpt,
+                '--work-dir', test_dir
+            ], osp.join(run_dir, 'commands.log'))
+            return latest_metrics(test_dir)
+
     def test(self, run_dir: str, record: dict, cfg_file: str,
              ckpt: str) -> dict:
         """Evaluate a trained model on the test sets (unless done)."""
         if 'test' not in record:
-            test_dir = osp.join(run_dir, 'test')
-            try:
-                metrics = latest_metrics(test_dir)
-            except FileNotFoundError:
-                self.runner([
-                    sys.executable, 'tools/test.py', cfg_file, ckpt,
-                    '--work-dir', test_dir
-                ], osp.join(run_dir, 'commands.log'))
-                metrics = latest_metrics(test_dir)
+            metrics = self.evaluate(run_dir, cfg_file, ckpt,
+                                    osp.join(run_dir, 'test'))
             record = dict(record, test=metrics)
             self.save_record(run_dir, record)
         return record

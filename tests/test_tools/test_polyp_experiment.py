@@ -10,6 +10,7 @@ import json
 import math
 import os
 import os.path as osp
+import shutil
 import sys
 
 import pytest
@@ -401,11 +402,15 @@ class FakeRunner:
                 identity)
         if model.type == 'KDASDistiller':
             open(osp.join(work_dir, f'iter_{iters}_student.pth'), 'w').close()
-            open(osp.join(work_dir, 'student_config.py'), 'w').close()
+            shutil.copyfile(cfg_file, osp.join(work_dir, 'student_config.py'))
 
     def test(self, cfg_file, test_dir):
+        """Metrics of the test sets of the config, from the run's."""
         run_dir = osp.dirname(cfg_file)
-        if osp.basename(cfg_file) == 'teacher.py':
+        dataset = Config.fromfile(
+            cfg_file, import_custom_modules=False).test_dataloader.dataset
+        sets = [d.test_set for d in dataset.get('datasets', [dataset])]
+        if osp.basename(osp.dirname(run_dir)) == 'teacher':
             dice = {'Kvasir': 0.80, 'ETIS': 0.50}
         else:
             cfg = Config.fromfile(
@@ -416,8 +421,8 @@ class FakeRunner:
             base = student_score(cfg.model) - 0.05 + 0.001 * seed
             dice = {'Kvasir': base, 'ETIS': base - 0.1}
         metrics = {
-            f'{ts}/{m}': value
-            for ts, value in dice.items() for m in study.MEASURES
+            f'{ts}/{m}': dice[ts]
+            for ts in sets for m in study.MEASURES
         }
         # what tools/test.py logs beside them: seconds, other every time
         metrics.update(time=0.1 + 0.01 * len(self.calls),
@@ -576,6 +581,104 @@ def test_dry_run_prints_the_plan_only(tmp_path, capsys):
     assert runner.calls == []
 
 
+# A test set added to the data root after the run, or removed
+
+
+def _records(work):
+    return {
+        str(p): json.loads(p.read_text())
+        for p in sorted(work.rglob('record.json'))
+    }
+
+
+def _without(records, test_set):
+    """The records with the figures of ``test_set`` taken out."""
+    return {
+        path: dict(r, test={
+            k: v
+            for k, v in r['test'].items() if not k.startswith(f'{test_set}/')
+        }) if 'test' in r else r
+        for path, r in records.items()
+    }
+
+
+def test_a_test_set_added_after_the_run_is_tested_alone(tmp_path, capsys):
+    argv = _argv(tmp_path)
+    etis = osp.join(argv[0], 'TestDataset', 'ETIS')
+    shutil.rmtree(etis)  # a study finished on Kvasir alone
+    assert tool.main(argv, FakeRunner()) == 0
+    work = tmp_path / 'work'
+    before = _records(work)
+    assert 'ETIS' not in (work / 'results.md').read_text()
+
+    _data_root(tmp_path)  # ETIS is added
+    capsys.readouterr()
+    assert tool.main(argv + ['--dry-run'], FakeRunner()) == 0
+    plan = capsys.readouterr().out
+    # the 28 test steps are left, on ETIS only; nothing trains again
+    assert 'recorded: 41 of 69 steps; left: 28 step(s)' in plan
+    assert ('test set ETIS: not in the recorded tests (added to the data '
+            'root after them): 28 tested run(s) to test on it alone'
+            ) in plan
+    assert 'trained again' not in plan
+    runner = FakeRunner()
+    assert tool.main(argv, runner) == 0
+    # the chosen models (9 methods x 3 seeds) and the teacher, on ETIS only
+    assert _kinds(runner.calls) == {'tools/test.py': 9 * 3 + 1}
+    for cmd in runner.calls:
+        assert osp.basename(cmd[2]) == 'test_ETIS.py'
+        cfg = Config.fromfile(cmd[2], import_custom_modules=False)
+        assert cfg.test_dataloader.dataset.test_set == 'ETIS'
+        assert cfg.test_dataloader.dataset.data_root == argv[0]
+    after = _records(work)
+    assert _without(after, 'ETIS') == before  # the figures recorded stay
+    tested = [r for r in after.values() if 'test' in r]
+    assert len(tested) == 28
+    assert all(study.tested_sets(r) == ['ETIS', 'Kvasir'] for r in tested)
+    report = (work / 'results.md').read_text()
+    etis_table = report[report.index('| model | seeds | ETIS mDice'):
+                        report.index('| model | seeds | Kvasir mDice')]
+    assert '| teacher | 1 | 0.5000 |' in etis_table
+    assert '| KDAS (tuned) | 3 | 0.5860 ± 0.0010 |' in etis_table
+    results = json.loads((work / 'results.json').read_text())
+    assert results['test_sets'] == ['ETIS', 'Kvasir']
+    assert 'test_set_notes' not in results
+    assert (work / 'results_ETIS.png').is_file()
+
+    shutil.rmtree(etis)  # removed again: reported, not a crash
+    capsys.readouterr()
+    runner = FakeRunner()
+    assert tool.main(argv, runner) == 0
+    assert runner.calls == []
+    out = capsys.readouterr().out
+    assert ('test set ETIS: recorded, not in the data root (neither '
+            'tested nor reported)') in out
+    report = (work / 'results.md').read_text()
+    assert ('Test set ETIS: recorded, not in the data root (not reported; '
+            'its figures stay in the records).') in report
+    assert 'ETIS mDice' not in report and 'Kvasir mDice' in report
+    assert json.loads((work / 'results.json').read_text())[
+        'test_sets'] == ['Kvasir']
+    assert _records(work) == after
+
+
+def test_a_report_names_the_runs_that_lack_a_test_set():
+    def record(*sets):
+        return dict(test={f'{ts}/{m}': 0.5 for ts in sets
+                          for m in study.MEASURES})
+
+    results = {'student': {0: record('A', 'B'), 1: record('A')},
+               'KDAS': {0: record('A', 'B', 'C')}}
+    shown, notes = study.reported_sets(['A', 'B'], record('A', 'B'),
+                                       results)
+    assert shown == ['A']
+    assert notes == [
+        'Test set B: not reported, no figures of it for student seed 1.',
+        'Test set C: recorded, not in the data root (not reported; its '
+        'figures stay in the records).'
+    ]
+
+
 # The ledger: a run carried over to another machine
 
 
@@ -652,6 +755,49 @@ def test_a_ledger_carries_the_run_to_a_fresh_work_dir(tmp_path, capsys):
     assert 'recorded: 67 of 69 steps; left: 0 step(s), 0 min' in plan
     assert 'trained again' not in plan
     assert (tmp_path / 'machine3' / 'results.md').read_text() == report
+
+
+def test_a_test_set_added_after_a_ledger_run_is_tested_elsewhere(
+        tmp_path, capsys):
+    argv = _ledger_argv(tmp_path, 'machine1')
+    etis = osp.join(argv[0], 'TestDataset', 'ETIS')
+    shutil.rmtree(etis)
+    assert tool.main(argv, FakeRunner()) == 0
+    ledger = tmp_path / 'ledger'
+    before = _records(ledger)
+
+    _data_root(tmp_path)  # ETIS is added; machine 2 has the ledger only
+    capsys.readouterr()
+    assert tool.main(_ledger_argv(tmp_path, 'machine2', '--dry-run'),
+                     FakeRunner()) == 0
+    plan = capsys.readouterr().out
+    # the 28 tests and the 2 caches
+    assert 'recorded: 39 of 69 steps; left: 30 step(s)' in plan
+    # every tested run, for its checkpoint: the teacher and 27 students
+    assert 'trained again here for their files (recorded, not in this ' \
+        'work dir): 28 run(s)' in plan
+    assert '28 tested run(s) to test on it alone' in plan
+    second = FakeRunner()
+    assert tool.main(_ledger_argv(tmp_path, 'machine2'), second) == 0
+    assert _kinds(second.calls) == {
+        'tools/train.py': 28,
+        'tools/cache_teacher.py': 2,
+        'tools/test.py': 28
+    }
+    assert all(osp.basename(c[2]) == 'test_ETIS.py' for c in second.calls
+               if c[1] == 'tools/test.py')
+    after = _records(ledger)
+    # each reproduction is added, the Kvasir figures stay as they were
+    assert {
+        p: {k: v for k, v in r.items() if k != 'reproductions'}
+        for p, r in _without(after, 'ETIS').items()
+    } == {
+        p: {k: v for k, v in r.items() if k != 'reproductions'}
+        for p, r in before.items()
+    }
+    assert sum('reproductions' in r for r in after.values()) == 28
+    report = (tmp_path / 'machine2' / 'results.md').read_text()
+    assert '| model | seeds | ETIS mDice' in report
 
 
 def test_a_run_that_does_not_reproduce_stops_and_keeps_the_ledger(

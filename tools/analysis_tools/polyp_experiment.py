@@ -19,12 +19,7 @@ import sys
 from typing import Callable, List, Optional, Sequence
 
 from mmseg_kdas.datasets.pranet_split import PRANET_VAL_FILE
-# run and run_study: what main calls; the others are read from this tool by
-# tools/analysis_tools/model_cards.py and tests/test_docs.py, which can
-# import them from mmseg_kdas.study instead
-from mmseg_kdas.study import (FAMILIES, GRIDS, MEASURES, RESULTS,  # noqa: F401
-                              TEACHER, reproducible_env, run, run_study,
-                              setting_label, summarize)
+from mmseg_kdas.study import DEFAULTS, run, run_study
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -34,30 +29,35 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/polyp_experiment')
     parser.add_argument(
         '--dry-run', action='store_true', help='print the plan and stop')
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument(
-        '--teacher-seeds', nargs='+', type=int, default=[0, 1])
-    parser.add_argument('--size', type=int, default=128)
-    parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--lr', type=float, default=5e-4)
-    parser.add_argument('--teacher-iters', type=int, default=3000)
-    parser.add_argument('--iters', type=int, default=800)
+        '--seeds', nargs='+', type=int, default=list(DEFAULTS['seeds']))
     parser.add_argument(
-        '--val-interval',
+        '--teacher-seeds',
+        nargs='+',
         type=int,
-        default=400,
-        help='validation and checkpoint interval of the students (the '
-        'last iteration is always validated)')
-    parser.add_argument(
-        '--teacher-val-interval',
-        type=int,
-        default=600,
-        help='the same for the teachers, whose best checkpoint is kept')
-    parser.add_argument(
-        '--teacher-tolerance',
-        type=float,
-        default=0.02,
-        help='largest spread of the teacher runs\' best validation mDice')
+        default=list(DEFAULTS['teacher_seeds']))
+
+    def number(flag: str, kind: type, text: Optional[str] = None) -> None:
+        """A numeric option whose default is its entry of DEFAULTS."""
+        parser.add_argument(
+            flag,
+            type=kind,
+            default=DEFAULTS[flag[2:].replace('-', '_')],
+            help=text)
+
+    number('--size', int)
+    number('--batch-size', int)
+    number('--lr', float)
+    number('--teacher-iters', int)
+    number('--iters', int)
+    number(
+        '--val-interval', int,
+        'validation and checkpoint interval of the students (the last '
+        'iteration is always validated)')
+    number('--teacher-val-interval', int,
+           'the same for the teachers, whose best checkpoint is kept')
+    number('--teacher-tolerance', float,
+           'largest spread of the teacher runs\' best validation mDice')
     parser.add_argument(
         '--accept-teacher-disagreement',
         action='store_true',
@@ -65,24 +65,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'the teacher runs are further apart than --teacher-tolerance: a '
         'deviation from the protocol, which the report and results.json '
         'state (agreed: false); without it the tool stops there')
-    parser.add_argument(
-        '--gate-margin',
-        type=float,
-        default=0.05,
-        help='lead over the plain student the teacher needs on validation')
+    number('--gate-margin', float,
+           'lead over the plain student the teacher needs on validation')
     parser.add_argument(
         '--no-teacher-cache',
         action='store_true',
         help='run the teacher online in every KD run (slower)')
     parser.add_argument('--split-file', default=PRANET_VAL_FILE)
-    parser.add_argument('--budget-minutes', type=float, default=480)
-    parser.add_argument('--num-workers', type=int, default=2)
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=2,
-        help='threads of every command; part of the protocol: a run '
-        'reproduces bit for bit only at the same count')
+    number('--budget-minutes', float)
+    number('--num-workers', int)
+    number(
+        '--threads', int, 'threads of every command; part of the protocol: '
+        'a run reproduces bit for bit only at the same count')
     parser.add_argument(
         '--ledger',
         help='a folder (e.g. committed with the results) that keeps every '
