@@ -14,7 +14,9 @@ tools):
 - :mod:`.inference`: images, folders and videos (``tools/infer.py``);
 - :mod:`.stages`: the threads that inference runs its stages in, and
   :class:`InferenceReport`;
-- :mod:`.profile`: ONNX Runtime's operator profile.
+- :mod:`.profile`: ONNX Runtime's operator profile (and OpenVINO's);
+- :mod:`.benchmark`: backends timed side by side, the test video, the
+  targets (``tools/analysis_tools/benchmark_deploy.py``).
 """
 from .backends import BACKENDS, build_predictor
 from .inference import infer

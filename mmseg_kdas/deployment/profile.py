@@ -14,7 +14,8 @@ first nodes, of the node it feeds. Operations that no submodule call holds
 count as :data:`WRAPPER`: the normalisation of
 :class:`~mmseg_kdas.deployment.DeployModel`, the addition of P1 and P2 of
 Polyp-PVT and, in a ``'prob'`` graph, the final upsampling and the
-activation.
+activation. :func:`openvino_profile` gives OpenVINO's counterpart, the
+share of the layer time per layer type.
 """
 import ast
 import glob
@@ -26,9 +27,12 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from .backends import ort_session
+from .backends import OpenVINOPredictor, ort_session
 
-__all__ = ['node_scopes', 'optimized_node_scopes', 'operator_shares']
+__all__ = [
+    'node_scopes', 'optimized_node_scopes', 'operator_shares',
+    'openvino_profile'
+]
 
 _SCOPE_KEY = 'pkg.torch.onnx.name_scopes'
 #: Part of the operations outside submodule calls (normalisation, the
@@ -152,6 +156,33 @@ def operator_shares(onnx_path: str,
             by_op[event['args'].get('op_name', '?')] += event['dur']
             by_part[parts.get(node, UNKNOWN)] += event['dur']
     return dict(op_type=_shares(by_op), part=_shares(by_part))
+
+
+def openvino_profile(onnx_path: str, precision: str, size: int, threads: int,
+                     runs: int = 10) -> Dict[str, float]:
+    """Share of OpenVINO's layer time per layer type (batch 1).
+
+    Args:
+        onnx_path: The model.
+        precision: OpenVINO's (``'f32'`` or ``'bf16'``).
+        size: Side of the random square image.
+        threads: OpenVINO's inference threads.
+        runs: Profiled runs, after one warm-up run.
+
+    Returns:
+        ``{'<layer type> (<kernel>)': share}``, shares summing to 1,
+        largest first.
+    """
+    predictor = OpenVINOPredictor(onnx_path, threads, precision, profile=True)
+    batch = np.random.default_rng(0).integers(
+        0, 256, (1, size, size, 3), dtype=np.uint8)
+    predictor(batch)
+    totals: Dict[str, float] = {}
+    for _ in range(runs):
+        predictor(batch)
+        for key, us in predictor.layer_times().items():
+            totals[key] = totals.get(key, 0.0) + us
+    return _shares(totals)
 
 
 def _shares(totals: Dict[str, float]) -> Dict[str, float]:

@@ -4,8 +4,9 @@ import os
 import statistics
 import threading
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Sequence
 
+import numpy as np
 import torch
 
 _PAGE = os.sysconf('SC_PAGE_SIZE')
@@ -85,6 +86,33 @@ def time_interleaved(fns: Dict[str, Callable[[], object]],
             median=statistics.median(t), min=min(t), max=max(t))
         for name, t in times.items()
     }
+
+
+def time_image_batches(fn: Callable[[np.ndarray], object],
+                       size: int,
+                       batch_sizes: Sequence[int],
+                       warmup: int = 2,
+                       repeats: int = 5) -> Dict[int, float]:
+    """Median seconds of ``fn`` per batch size, on the CPU.
+
+    Args:
+        fn: Work on an ``N x size x size x 3`` uint8 batch of random
+            images (the same seed for every batch size).
+        size: Side of the images.
+        batch_sizes: The ``N`` to time.
+        warmup: Untimed calls first, per batch size.
+        repeats: Timed calls, per batch size.
+
+    Returns:
+        ``{batch size: median seconds}`` (see :func:`time_call`).
+    """
+    times = {}
+    for bs in batch_sizes:
+        batch = np.random.default_rng(0).integers(
+            0, 256, (bs, size, size, 3), dtype=np.uint8)
+        times[bs] = time_call(lambda: fn(batch), torch.device('cpu'),
+                              warmup, repeats)['median']
+    return times
 
 
 def _rss_bytes() -> int:

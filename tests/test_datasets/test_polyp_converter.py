@@ -1,5 +1,4 @@
 """tools/dataset_converters/polyp.py on fake downloads."""
-import importlib.util
 import os
 import os.path as osp
 import shutil
@@ -8,14 +7,11 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT, load_tool
 
 from mmseg_kdas.datasets import PolypDataset, make_synthetic_polyp_dataset
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-spec = importlib.util.spec_from_file_location(
-    'polyp_converter', osp.join(ROOT, 'tools/dataset_converters/polyp.py'))
-converter = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(converter)
+converter = load_tool('tools/dataset_converters/polyp.py')
 
 
 def zip_folder(folder, archive):

@@ -38,33 +38,27 @@ OpenVINO's per-operator profiles of one image are summarised per model:
 share of the time per operator type and the implied milliseconds.
 """
 import argparse
-import json
 import os
 import os.path as osp
-import subprocess
-import sys
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
 
-from mmseg_kdas.deployment.backends import (OnnxRuntimePredictor,
-                                            OpenVINOPredictor,
-                                            openvino_native_bf16)
+from mmseg_kdas.deployment.backends import openvino_native_bf16
+from mmseg_kdas.deployment.benchmark import (LATENCY_TARGET_MS, SPEEDUP_TARGET,
+                                             VIDEO_FPS_TARGET,
+                                             VIDEO_SHARE_TARGET, backend_label,
+                                             backend_runners, video_fps,
+                                             write_video)
 from mmseg_kdas.deployment.export import export_onnx
 from mmseg_kdas.deployment.inference import list_images
 from mmseg_kdas.deployment.model import build_deploy_model
-from mmseg_kdas.deployment.pipeline import read_image
-from mmseg_kdas.utils.benchmark import count_flops, markdown_table, time_call
+from mmseg_kdas.deployment.profile import openvino_profile, operator_shares
+from mmseg_kdas.utils.benchmark import (count_flops, markdown_table,
+                                        time_image_batches)
 from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-#: The targets of the deployment (issue 19).
-SPEEDUP_TARGET = 5.0
-LATENCY_TARGET_MS = 25.0
-VIDEO_FPS_TARGET = 25.0
-VIDEO_SHARE_TARGET = 0.85
 
 
 def parse_args():
@@ -130,91 +124,6 @@ def parse_args():
     return args
 
 
-def write_video(images: List[str], path: str, frames: int,
-                size: List[int], fps: float = 25.0) -> None:
-    """A video of ``frames`` frames cycling through ``images``."""
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps,
-                             tuple(size))
-    if not writer.isOpened():
-        raise OSError(f'{path}: OpenCV cannot write an mp4v video')
-    decoded = [cv2.resize(read_image(p), tuple(size)) for p in images]
-    for i in range(frames):
-        writer.write(decoded[i % len(decoded)])
-    writer.release()
-
-
-def runners(model, onnx_path: str, args,
-            precisions: List[str]) -> Dict[Tuple[str, str], Callable]:
-    """``(backend, precision) -> fn(batch)`` for the selected backends."""
-    out: Dict[Tuple[str, str], Callable] = {}
-    if 'pytorch' in args.backends and model is not None:
-
-        def run_pytorch(batch: np.ndarray):
-            with torch.inference_mode():
-                return model(torch.from_numpy(batch))
-
-        out['pytorch', 'f32'] = run_pytorch
-    if 'onnxruntime' in args.backends:
-        out['onnxruntime', 'f32'] = OnnxRuntimePredictor(
-            onnx_path, args.threads, level=args.ort_level)
-    if 'openvino' in args.backends:
-        for precision in precisions:
-            out['openvino', precision] = OpenVINOPredictor(
-                onnx_path, args.threads, precision)
-    return out
-
-
-def measure(fn: Callable, size: int, args) -> Dict[int, float]:
-    """Median seconds per batch size."""
-    times = {}
-    for bs in args.batch_sizes:
-        batch = np.random.default_rng(0).integers(
-            0, 256, (bs, size, size, 3), dtype=np.uint8)
-        times[bs] = time_call(lambda: fn(batch), torch.device('cpu'),
-                              args.warmup, args.repeats)['median']
-    return times
-
-
-def openvino_profile(onnx_path: str, precision: str, size: int, threads: int,
-                     runs: int = 10) -> Dict[str, float]:
-    """Share of OpenVINO's layer time per layer type (batch 1)."""
-    predictor = OpenVINOPredictor(onnx_path, threads, precision, profile=True)
-    batch = np.random.default_rng(0).integers(
-        0, 256, (1, size, size, 3), dtype=np.uint8)
-    predictor(batch)
-    totals: Dict[str, float] = {}
-    for _ in range(runs):
-        predictor(batch)
-        for key, us in predictor.layer_times().items():
-            totals[key] = totals.get(key, 0.0) + us
-    total = sum(totals.values()) or 1.0
-    return dict(
-        sorted(((k, v / total) for k, v in totals.items()),
-               key=lambda kv: -kv[1]))
-
-
-def video_fps(video: str, model_args: List[str], out_dir: str,
-              threads: int, *options: str) -> dict:
-    """Run ``tools/infer.py`` on a video; its ``summary.json``."""
-    cmd = [
-        sys.executable,
-        osp.join(ROOT, 'tools', 'infer.py'), video, *model_args, '--out',
-        out_dir, '--threads',
-        str(threads), '--no-progress', *options
-    ]
-    proc = subprocess.run(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f'{" ".join(cmd)} exited {proc.returncode}:\n'
-                           f'{proc.stdout[-3000:]}')
-    with open(osp.join(out_dir, 'summary.json')) as f:
-        return json.load(f)
-
-
-def _label(backend: str, precision: str) -> str:
-    return backend if backend != 'openvino' else f'openvino {precision}'
-
-
 def main():
     ignore_pkg_resources_warning()
     args = parse_args()
@@ -253,14 +162,15 @@ def main():
                 result['params'] = sum(
                     p.numel() for p in segmentor.parameters())
                 result['flops'] = count_flops(segmentor, args.size)
-            fns = runners(model if variant == 'deployed' else None,
-                          onnx_path, args, precisions)
+            fns = backend_runners(
+                model if variant == 'deployed' else None, onnx_path,
+                args.backends, args.threads, args.ort_level, precisions)
             for key, fn in fns.items():
-                result['times'][(variant, ) + key] = measure(
-                    fn, args.size, args)
+                result['times'][(variant, ) + key] = time_image_batches(
+                    fn, args.size, args.batch_sizes, args.warmup,
+                    args.repeats)
             del fns
             if args.profile and variant == 'deployed':
-                from mmseg_kdas.deployment.profile import operator_shares
                 batch = np.random.default_rng(0).integers(
                     0, 256, (1, args.size, args.size, 3), dtype=np.uint8)
                 if 'onnxruntime' in args.backends:
@@ -299,7 +209,8 @@ def main():
             variant, backend, precision = key
             row = [
                 result['name'], variant,
-                _label(backend, precision), f'{result["params"] / 1e6:.2f}',
+                backend_label(backend, precision),
+                f'{result["params"] / 1e6:.2f}',
                 f'{result["flops"] / 1e9:.2f}'
             ]
             for bs in args.batch_sizes:
@@ -330,7 +241,7 @@ def main():
                 b1 = result['times'][('deployed', backend, precision)][1]
                 table = [[k, f'{100 * v:.1f}', f'{v * b1 * 1e3:.2f}']
                          for k, v in list(shares.items())[:15]]
-                print(f'\n{_label(backend, precision)} profile of '
+                print(f'\n{backend_label(backend, precision)} profile of '
                       f'{result["name"]} (deployed), b1, by operator type '
                       '(top 15):\n')
                 print(markdown_table(['operator', '% time', 'ms (of b1)'],
@@ -361,7 +272,8 @@ def main():
                              'onnxruntime --no-spinning', model_args,
                              ['--no-spinning']))
             else:
-                runs.append(((backend, precision), _label(backend, precision),
+                runs.append(((backend, precision),
+                             backend_label(backend, precision),
                              [last['onnx']['deployed']], [
                                  '--backend', 'openvino', '--precision',
                                  precision
@@ -406,21 +318,21 @@ def main():
             ref = first.get(('deployed', ) + key, {}).get(1)
             if ref:
                 ratio = ref / b1
-                print(f'- speed-up under {_label(*key)}: {ratio:.2f}x '
+                print(f'- speed-up under {backend_label(*key)}: {ratio:.2f}x '
                       f'(target >= {SPEEDUP_TARGET}x: '
                       f'{"met" if ratio >= SPEEDUP_TARGET else "MISSED"})')
     pending = ' (bfloat16: its accuracy is checked by compare_precision.py)'
     if deployed:
         key, b1 = min(deployed.items(), key=lambda kv: kv[1])
         print(f'- best b1 latency of {last["name"]}: {b1 * 1e3:.1f} ms '
-              f'({_label(*key)}; target <= {LATENCY_TARGET_MS} ms: '
+              f'({backend_label(*key)}; target <= {LATENCY_TARGET_MS} ms: '
               f'{"met" if b1 * 1e3 <= LATENCY_TARGET_MS else "MISSED"})' +
               (pending if key[1] == 'bf16' else ''))
         f32 = {k: v for k, v in deployed.items() if k[1] == 'f32'}
         if f32 and key[1] != 'f32':
             key, b1 = min(f32.items(), key=lambda kv: kv[1])
             print(f'- best float32 b1 latency: {b1 * 1e3:.1f} ms '
-                  f'({_label(*key)}; target <= {LATENCY_TARGET_MS} ms: '
+                  f'({backend_label(*key)}; target <= {LATENCY_TARGET_MS} ms: '
                   f'{"met" if b1 * 1e3 <= LATENCY_TARGET_MS else "MISSED"})')
     if fps_of:
         label, (fps, share) = max(fps_of.items(), key=lambda kv: kv[1][0])

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 from mmseg_kdas.study import ROOT
 from mmseg_kdas.study.cards import update_cards
+from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -43,6 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Returns:
         int: The exit status.
     """
+    ignore_pkg_resources_warning()
     args = parse_args(argv)
     if args.work_dir and args.check:
         raise SystemExit('error: --check compares the committed results; '

@@ -20,6 +20,7 @@ from typing import Callable, List, Optional, Sequence
 
 from mmseg_kdas.datasets.pranet_split import PRANET_VAL_FILE
 from mmseg_kdas.study import DEFAULTS, run, run_study
+from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -118,6 +119,7 @@ def main(argv: Optional[Sequence[str]] = None,
     Returns:
         int: The exit status.
     """
+    ignore_pkg_resources_warning()
     return run_study(parse_args(argv), runner)
 
 
