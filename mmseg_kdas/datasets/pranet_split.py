@@ -32,7 +32,9 @@ import bisect
 import hashlib
 import os.path as osp
 import re
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from collections import Counter
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
+                    Tuple)
 
 __all__ = [
     'CLINICDB_SEQUENCE_STARTS', 'KVASIR', 'CLINICDB', 'SPLITS',
@@ -123,6 +125,29 @@ def _sort_key(stem: str) -> Tuple[int, int, str]:
     return (0, 0, stem)
 
 
+def _checked_stems(stems: Iterable[str], fraction: float) -> List[str]:
+    """``stems`` as a list, after checking ``fraction`` and repeats."""
+    if not 0 < fraction < 1:
+        raise ValueError(f'fraction must be in (0, 1), got {fraction}')
+    stems = list(stems)
+    repeated = sorted(s for s, n in Counter(stems).items() if n > 1)
+    if repeated:
+        raise ValueError(f'repeated stems: {repeated[:10]}')
+    return stems
+
+
+def _take_whole_groups(groups: Dict[Any, List], target: int,
+                       rank: Callable[[Any], str]) -> List:
+    """Members of whole groups, walked in the order of ``rank``, each group
+    taken when it brings the count closer to ``target``."""
+    taken: List = []
+    for key in sorted(groups, key=rank):
+        size = len(groups[key])
+        if abs(len(taken) + size - target) < abs(len(taken) - target):
+            taken += groups[key]
+    return taken
+
+
 def make_val_split(
     stems: Iterable[str],
     fraction: float = 0.1,
@@ -146,26 +171,19 @@ def make_val_split(
     Raises:
         ValueError: If ``fraction`` is not in (0, 1) or a stem repeats.
     """
-    if not 0 < fraction < 1:
-        raise ValueError(f'fraction must be in (0, 1), got {fraction}')
-    stems = list(stems)
-    if len(set(stems)) != len(stems):
-        repeated = sorted({s for s in stems if stems.count(s) > 1})
-        raise ValueError(f'repeated stems: {repeated[:10]}')
+    stems = _checked_stems(stems, fraction)
     kvasir = [s for s in stems if polyp_source(s) == KVASIR]
     frames = [int(s) for s in stems if polyp_source(s) == CLINICDB]
 
     kvasir_target = round(fraction * len(kvasir))
     val = sorted(kvasir, key=lambda s: _rank(seed, s))[:kvasir_target]
 
-    target = round(fraction * len(frames))
     sequences = clinicdb_sequences(frames, starts)
-    taken = 0
-    for start in sorted(sequences, key=lambda s: _rank(seed, f'seq{s}')):
-        size = len(sequences[start])
-        if abs(taken + size - target) < abs(taken - target):
-            val += [str(f) for f in sequences[start]]
-            taken += size
+    val += [
+        str(f) for f in _take_whole_groups(
+            sequences, round(fraction * len(frames)),
+            lambda start: _rank(seed, f'seq{start}'))
+    ]
     return sorted(val, key=_sort_key)
 
 
@@ -200,12 +218,7 @@ def make_grouped_val_split(stems: Iterable[str],
             expression has no group, or a stem does not match it (the
             message names the stems).
     """
-    if not 0 < fraction < 1:
-        raise ValueError(f'fraction must be in (0, 1), got {fraction}')
-    stems = sorted(stems)
-    if len(set(stems)) != len(stems):
-        repeated = sorted({s for s in stems if stems.count(s) > 1})
-        raise ValueError(f'repeated stems: {repeated[:10]}')
+    stems = sorted(_checked_stems(stems, fraction))
     groups: Dict[str, List[str]] = {}
     if group_by is None:
         groups = {s: [s] for s in stems}
@@ -225,13 +238,9 @@ def make_grouped_val_split(stems: Iterable[str],
             raise ValueError(
                 f'{len(unmatched)} stem(s) do not match {group_by!r}: '
                 f'{", ".join(unmatched[:10])}')
-    target = round(fraction * len(stems))
-    val: List[str] = []
-    for key in sorted(groups, key=lambda k: _rank(seed, k)):
-        size = len(groups[key])
-        if abs(len(val) + size - target) < abs(len(val) - target):
-            val += groups[key]
-    return sorted(val)
+    return sorted(
+        _take_whole_groups(groups, round(fraction * len(stems)),
+                           lambda key: _rank(seed, key)))
 
 
 def format_grouped_split_file(val: Sequence[str], train: Sequence[str],

@@ -54,7 +54,7 @@ def checkpoint_record(path: str) -> dict:
 
 
 def run_record(teacher_cfg: dict,
-               teacher_ckpt: str,
+               teacher_ckpt: Optional[str],
                preprocessor_cfg: Optional[dict],
                pipeline: Sequence[dict],
                sources: Sequence[str],
@@ -64,7 +64,9 @@ def run_record(teacher_cfg: dict,
 
     Args:
         teacher_cfg: The teacher model config.
-        teacher_ckpt: The teacher checkpoint file.
+        teacher_ckpt: The teacher checkpoint file, or None for a cache of
+            an in-memory batch (``benchmark_kd_step.py``), whose teacher
+            and images are then recorded by name only, with no content.
         preprocessor_cfg: The distiller's data preprocessor config.
         pipeline: The training pipeline (transform configs).
         sources: Keys of the cached teacher maps.
@@ -75,14 +77,21 @@ def run_record(teacher_cfg: dict,
         dict: The manifest's keys but ``format``, ``arrays`` and ``sizes``
         (:func:`write_manifest` adds them).
     """
+    if teacher_ckpt is None:
+        checkpoint = dict(path=None, bytes=0, sha256='')
+        images = [
+            dict(path=p, bytes=0, mtime_ns=0, sha256='') for p in image_paths
+        ]
+    else:
+        checkpoint = checkpoint_record(teacher_ckpt)
+        images = [image_record(p) for p in image_paths]
     return dict(
         teacher=dict(
-            config=teacher_identity(teacher_cfg),
-            checkpoint=checkpoint_record(teacher_ckpt)),
+            config=teacher_identity(teacher_cfg), checkpoint=checkpoint),
         preprocessing=preprocessing_identity(preprocessor_cfg),
         pipeline=canonical(list(pipeline)),
         sources=list(sources),
-        images=[image_record(p) for p in image_paths],
+        images=images,
         config=config)
 
 

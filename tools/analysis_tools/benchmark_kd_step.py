@@ -26,8 +26,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from mmseg_kdas.models.distillers import load_model_config
-from mmseg_kdas.teacher_cache import (TeacherCacheWriter, canonical,
-                                      preprocessing_identity, teacher_identity,
+from mmseg_kdas.teacher_cache import (TeacherCacheWriter, run_record,
                                       teacher_maps)
 from mmseg_kdas.testing import make_batch
 from mmseg_kdas.utils.benchmark import (PeakMemory, markdown_table,
@@ -75,19 +74,12 @@ def write_batch_cache(folder: str, distiller, model_cfg, data: dict,
     writer.plan(inputs.shape[-2:], maps)
     writer.allocate()
     writer.write(range(len(data['data_samples'])), inputs.shape[-2:], maps)
-    teacher_cfg = load_model_config(model_cfg.teacher, 'teacher')
     writer.finish(
-        dict(
-            teacher=dict(
-                config=teacher_identity(teacher_cfg),
-                checkpoint=dict(path=None, bytes=0, sha256='')),
-            preprocessing=preprocessing_identity(distiller.preprocessor_cfg),
-            pipeline=canonical([]),
-            sources=[s.key for s in distiller.teacher_sources],
-            images=[
-                dict(path=s.img_path, bytes=0, mtime_ns=0, sha256='')
-                for s in data['data_samples']
-            ]))
+        run_record(
+            load_model_config(model_cfg.teacher, 'teacher'), None,
+            distiller.preprocessor_cfg, [],
+            [s.key for s in distiller.teacher_sources],
+            [s.img_path for s in data['data_samples']]))
 
 
 def main():
