@@ -1,11 +1,11 @@
 """The study's results in the configs' model cards.
 
-:func:`update_cards` is what ``tools/analysis_tools/model_cards.py
+:func:`update_cards` is what ``tools/kd_study.py --cards
 [WORK_DIR] [--check]`` does. ``WORK_DIR`` is a finished
-``tools/analysis_tools/polyp_experiment.py`` work dir: its
+``tools/kd_study.py`` work dir: its
 ``results.json``, ``results.md`` and ``results_<set>.png`` are copied
 into ``docs/polyp_experiment/`` (what is committed), and ``rerun.md`` and
-``rerun.json`` where a rerun from scratch was made (``polyp_experiment.py
+``rerun.json`` where a rerun from scratch was made (``kd_study.py
 --rerun``). The cards are then written from
 ``docs/polyp_experiment/results.json`` alone:
 
@@ -24,7 +24,7 @@ into ``docs/polyp_experiment/`` (what is committed), and ``rerun.md`` and
   ``results.md``, the plots and ``rerun.md``.
 
 Without results (nothing committed yet) every block says so and no model
-has ``Results`` (the metafiles show the protocol's :data:`DEFAULTS`).
+has ``Results`` (the metafiles show the size, batch and iterations of :data:`PRESET`).
 ``--check`` writes nothing and exits with status 1, naming every file that
 differs from what it would write (a test runs it on the repository, so the
 cards cannot drift from the committed results).
@@ -40,15 +40,26 @@ import yaml
 
 from mmseg_kdas.utils.atomic import atomic_write, atomic_write_text
 from mmseg_kdas.utils.benchmark import markdown_table
-from .protocol import (DEFAULTS, FAMILIES, GRIDS, MEASURES, RESULTS, TEACHER,
-                       setting_label)
+from .protocol import MEASURES, RESULTS, ROOT, setting_label
+from .settings import load_study
 from .stats import summarize
+
+#: The study config of the committed results: the configs of the cards,
+#: the grids, and the size, batch and iterations a card shows before its
+#: study has run.
+PRESET = 'configs/kd_study/polyp-cpu-128.py'
+_PRESET = load_study(osp.join(ROOT, PRESET))
+TEACHER = _PRESET.teacher
+FAMILIES = _PRESET.families
+GRIDS = _PRESET.grids
+DEFAULTS = dict(size=_PRESET.size, batch_size=_PRESET.batch_size,
+                iters=_PRESET.iters)
 
 DOCS = 'docs/polyp_experiment'
 #: The page of the study, whose block holds the whole report.
 STUDY = 'docs/en/study.md'
 BEGIN = ('<!-- model_cards: begin (written by '
-         'tools/analysis_tools/model_cards.py from '
+         'tools/kd_study.py --cards from '
          'docs/polyp_experiment/results.json; do not edit) -->')
 END = '<!-- model_cards: end -->'
 RERUN = ('rerun.md', 'rerun.json')
@@ -153,7 +164,7 @@ def load_results(root: str) -> Optional[dict]:
                 'date'):
         if key not in results:
             raise KeyError(f'{path}: no {key!r}; is it a results.json of '
-                           'polyp_experiment.py?')
+                           'kd_study.py?')
     if 'student' not in results['methods']:
         raise KeyError(f'{path}: no plain student among the methods')
     return results
@@ -256,11 +267,11 @@ def render_metafile(folder: str, results: Optional[dict]) -> str:
         models.append(model)
     header = (
         f'# OpenMMLab metafile of {folder}, written by\n'
-        '# tools/analysis_tools/model_cards.py from '
+        '# tools/kd_study.py --cards from '
         'docs/polyp_experiment/results.json\n'
         '# (do not edit). Models are the runs of the KD experiment\'s '
         'protocol\n'
-        '# (tools/analysis_tools/polyp_experiment.py: from scratch, '
+        '# (tools/kd_study.py: from scratch, '
         f'{protocol["size"]}x{protocol["size"]},\n'
         '# 2 CPU cores, settings chosen on PraNet-val), derived from '
         'Config; Results\n'
@@ -310,7 +321,7 @@ def render_readme_block(folder: str, results: Optional[dict]) -> str:
     t = results['teacher']
     p = results['protocol']
     lines = [
-        f'Written {results["date"]} by `polyp_experiment.py` from runs '
+        f'Written {results["date"]} by `kd_study.py` from runs '
         f'trained on {results["machine"]} ({p["size"]}x{p["size"]}, batch '
         f'{p["batch_size"]}, students {p["iters"]} iterations, seeds '
         f'{p["seeds"]}; teacher: seed {t["seed"]}, iteration {t["iter"]} of '
@@ -392,7 +403,7 @@ def copy_results(work_dir: str, root: str) -> None:
     src = osp.join(work_dir, RESULTS)
     if not osp.isfile(src):
         raise FileNotFoundError(
-            f'{src} not found: is {work_dir} a finished polyp_experiment.py '
+            f'{src} not found: is {work_dir} a finished kd_study.py '
             'work dir (its last stage writes results.json)?')
     with open(src) as f:
         test_sets = json.load(f)['test_sets']
@@ -401,7 +412,7 @@ def copy_results(work_dir: str, root: str) -> None:
     for name in names:
         if not osp.isfile(osp.join(work_dir, name)):
             raise FileNotFoundError(f'{osp.join(work_dir, name)} not found')
-    # a rerun from scratch (polyp_experiment.py --rerun), when made
+    # a rerun from scratch (kd_study.py --rerun), when made
     names += [n for n in RERUN if osp.isfile(osp.join(work_dir, n))]
     for name in names:
         with open(osp.join(work_dir, name), 'rb') as src_file, \
@@ -459,7 +470,7 @@ def update_cards(root: str,
     if stale:
         print(f'model_cards: out of date with {DOCS}/{RESULTS}: ' +
               ', '.join(stale) +
-              ' (run python tools/analysis_tools/model_cards.py)',
+              ' (run python tools/kd_study.py --cards)',
               file=sys.stderr)
         return 1
     return 0

@@ -1,9 +1,13 @@
-"""The study's configs: a shipped config under the reduced protocol.
+"""The study's run configs: a shipped config under the study config's
+protocol.
 
-:func:`protocol_config` builds the config of every run (its text is
+:func:`protocol_config` builds the config of every run from the study
+config (:mod:`.settings`) with :class:`mmengine.config.Config`: the shipped
+config of its family, ``run_replace`` (keys replaced), ``run_merge``
+(merged) and ``run_hooks``, then the values that vary per run. Its text is
 written to the run's folder and the ledger holds the digests of the
-weights it trained), the teacher caches the KD families read, and the
-settings ``protocol.json`` holds.
+weights it trained. Also: the teacher caches the KD families read, and
+the settings ``protocol.json`` holds.
 """
 import argparse
 import copy
@@ -14,8 +18,7 @@ from typing import Dict, FrozenSet, List, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
 
-from .protocol import (FAMILIES, GRIDS, RATES, ROOT, VAL_KEY, VAL_SET, Setting,
-                       setting_label)
+from .protocol import ROOT, Setting, setting_label
 from .runner import reproducible_env
 
 
@@ -46,20 +49,20 @@ def _load(base: str) -> Config:
     return copy.deepcopy(_LOADED[base])
 
 
-def _test_dataset(data_root: str, test_sets: Sequence[str],
-                  pipeline: list) -> dict:
-    """The test sets of ``data_root`` as one dataset of a test loader."""
-    datasets = [
-        dict(
-            type='PolypDataset',
+def _test_dataset(template: dict, data_root: str,
+                  test_sets: Sequence[str]) -> dict:
+    """The test sets of ``data_root`` as one dataset of a test loader, each
+    from the study config's ``test_dataloader.dataset``."""
+    datasets = []
+    for name in test_sets:
+        dataset = copy.deepcopy(dict(template))
+        dataset.update(
             data_root=data_root,
             data_prefix=dict(
                 img_path=f'TestDataset/{name}/images',
                 seg_map_path=f'TestDataset/{name}/masks'),
-            test_set=name,
-            test_mode=True,
-            pipeline=pipeline) for name in test_sets
-    ]
+            test_set=name)
+        datasets.append(dataset)
     if len(datasets) == 1:
         return datasets[0]
     return dict(type='ConcatDataset', datasets=datasets)
@@ -82,130 +85,52 @@ def test_config(cfg_file: str, data_root: str,
     """
     cfg = Config.fromfile(cfg_file, import_custom_modules=False)
     dataset = cfg.test_dataloader.dataset
-    pipeline = dataset.get('datasets', [dataset])[0].pipeline
-    cfg.test_dataloader.dataset = _test_dataset(data_root, test_sets,
-                                                pipeline)
+    template = copy.deepcopy(dataset.get('datasets', [dataset])[0])
+    cfg.test_dataloader.dataset = _test_dataset(template, data_root,
+                                                test_sets)
     return Config(cfg.to_dict(), format_python_code=False)
 
 
-def protocol_config(base: str,
-                    args: argparse.Namespace,
+def protocol_config(args: argparse.Namespace,
+                    base: str,
                     test_sets: Sequence[str],
-                    iters: int,
-                    val_interval: int,
                     seed: int,
+                    teacher: bool = False,
                     teacher_ckpt: Optional[str] = None,
                     setting: Setting = (),
-                    teacher_cache: Optional[str] = None,
-                    save_best: bool = False) -> Config:
-    """``base`` under the reduced protocol of this experiment.
+                    teacher_cache: Optional[str] = None) -> Config:
+    """``base`` under the protocol of the study config.
 
-    Everything that decides what a run does is set here, not inherited, so
-    that every method trains under one protocol whatever the shipped
-    configs default to.
+    The study config's ``run_replace`` replaces keys of ``base`` whole,
+    ``run_merge`` is merged into it (:meth:`Config.merge_from_dict`),
+    ``run_hooks`` are appended to its ``custom_hooks``; then the engine
+    sets what varies per run, and nothing else: the data root, the
+    validation list and the test sets, the seed, the iterations (the loop's
+    and the scheduler's), the validation and checkpoint interval, the
+    teacher's checkpoint and cache, a setting of a grid, a teacher's
+    ``save_best``, and (``from_scratch``) no pretrained backbone. A
+    distiller without its own data preprocessor takes its student's.
 
     Args:
+        args: The study's settings (:func:`.settings.load_study`) with
+            ``data_root`` and ``split_file``.
         base: A config file, relative to the repository.
-        args: The tool's arguments (``data_root``, ``size``,
-            ``batch_size``, ``lr``, ``num_workers``, ``split_file``).
         test_sets: The test sets of ``test_dataloader``.
-        iters: Training iterations.
-        val_interval: Validation and checkpoint interval.
         seed: The run's seed.
+        teacher: A teacher run (``teacher_iters``, ``save_best``) or a
+            student run (``iters``).
         teacher_ckpt: The teacher file of a distiller.
         setting: Values under ``model`` (:data:`Setting`).
         teacher_cache: The teacher cache folder of a distiller, or None.
-        save_best: Keep the checkpoint of the best validation mean Dice.
 
     Returns:
         Config: The run's config.
     """
     cfg = _load(base)
-    size = (args.size, args.size)
-    meta_keys = cfg.meta_keys
-    train_pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='LoadPolypAnnotations'),
-        dict(type='Resize', scale=size, keep_ratio=False, backend='pillow'),
-        dict(type='PackSegInputs', meta_keys=meta_keys),
-    ]
-    test_pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=size, keep_ratio=False, backend='pillow'),
-        dict(type='LoadPolypAnnotations'),
-        dict(type='PackSegInputs', meta_keys=meta_keys),
-    ]
-    workers = dict(
-        num_workers=args.num_workers,
-        persistent_workers=args.num_workers > 0)
-    train_images = dict(
-        img_path='TrainDataset/images', seg_map_path='TrainDataset/masks')
-
-    def split_of_train(split: str, pipeline: list, **extra) -> dict:
-        # a split of TrainDataset (the keys in the order of the config text)
-        return dict(
-            type='PolypDataset',
-            data_root=args.data_root,
-            data_prefix=train_images,
-            split=split,
-            split_file=args.split_file,
-            **extra,
-            pipeline=pipeline)
-
-    cfg.train_dataloader = ConfigDict(
-        batch_size=args.batch_size,
-        sampler=dict(type='InfiniteSampler', shuffle=True),
-        dataset=split_of_train('train-minus-val', train_pipeline),
-        **workers)
-    loader = dict(
-        batch_size=1,
-        sampler=dict(type='DefaultSampler', shuffle=False),
-        **workers)
-    cfg.val_dataloader = ConfigDict(
-        dataset=split_of_train(
-            'val', test_pipeline, test_set=VAL_SET, test_mode=True),
-        **loader)
-    cfg.test_dataloader = ConfigDict(
-        dataset=_test_dataset(args.data_root, test_sets, test_pipeline),
-        **copy.deepcopy(loader))
-    cfg.val_evaluator = cfg.test_evaluator = ConfigDict(type='PolypMetric')
-    cfg.train_cfg = ConfigDict(
-        type='MultiScaleIterBasedTrainLoop',
-        max_iters=iters,
-        val_interval=val_interval)
-    # a converging schedule: cosine decay to 0 over the run, by iteration
-    cfg.param_scheduler = [
-        dict(
-            type='CosineAnnealingLR',
-            T_max=iters,
-            eta_min=0.0,
-            by_epoch=False,
-            begin=0,
-            end=iters)
-    ]
-    cfg.default_hooks.checkpoint = ConfigDict(
-        type='CheckpointHook',
-        by_epoch=False,
-        interval=val_interval,
-        max_keep_ckpts=1)
-    if save_best:
-        cfg.default_hooks.checkpoint.update(save_best=VAL_KEY, rule='greater')
-    cfg.default_hooks.logger = ConfigDict(
-        type='LoggerHook', interval=50, log_metric_by_epoch=False)
-    cfg.log_processor = ConfigDict(by_epoch=False)
-    cfg.optim_wrapper.optimizer.lr = args.lr
-    cfg.randomness = ConfigDict(seed=seed)
-    # each iteration draws from (seed, iteration): a resumed run trains to
-    # the same bits as an uninterrupted one
-    cfg.custom_hooks = [
-        h for h in cfg.get('custom_hooks', [])
-        if h.get('type') != 'IterationSeedHook'
-    ] + [dict(type='IterationSeedHook')]
-
+    for key, value in args.run_replace.items():
+        cfg[key] = copy.deepcopy(value)
     model = cfg.model
-    segmentors = [model]
     if model.type == 'KDASDistiller':
-        segmentors = [model.student, model.teacher]
         model.teacher_ckpt = teacher_ckpt
         if teacher_cache is not None:
             model.teacher_cache = teacher_cache
@@ -215,13 +140,39 @@ def protocol_config(base: str,
     elif setting or teacher_cache:
         raise ValueError(f'{base} is not a distiller: it takes no setting '
                          'and no teacher cache')
+    cfg.merge_from_dict(copy.deepcopy(args.run_merge.to_dict()))
+    types = {h['type'] for h in args.run_hooks}
+    cfg.custom_hooks = [
+        h for h in cfg.get('custom_hooks', []) if h.get('type') not in types
+    ] + copy.deepcopy(list(args.run_hooks))
+
+    for loader in ('train_dataloader', 'val_dataloader'):
+        dataset = cfg[loader].dataset
+        dataset.data_root = args.data_root
+        dataset.split_file = args.split_file
+    cfg.val_dataloader.dataset.test_set = args.val_set
+    cfg.test_dataloader.dataset = _test_dataset(
+        cfg.test_dataloader.dataset, args.data_root, test_sets)
+    iters = args.teacher_iters if teacher else args.iters
+    interval = (args.teacher_val_interval if teacher else args.val_interval)
+    cfg.train_cfg.update(max_iters=iters, val_interval=interval)
+    for scheduler in cfg.param_scheduler:
+        if scheduler.get('by_epoch', True):
+            raise ValueError('the study schedules by iteration: '
+                             f'run_replace.param_scheduler {scheduler}')
+        scheduler.update(T_max=iters, end=iters)
+    cfg.default_hooks.checkpoint.interval = interval
+    if teacher:
+        cfg.default_hooks.checkpoint.update(save_best=args.val_key,
+                                            rule='greater')
+    cfg.randomness = ConfigDict(seed=seed)
+    model = cfg.model  # merge_from_dict made a new one
     for key, value in setting:
         _set(model, key, value)
-    model.data_preprocessor.batch_augments = [
-        dict(type='BatchMultiScaleResize', rates=RATES, mode='cycle')
-    ]
-    for segmentor in segmentors:
-        segmentor.backbone.init_cfg = None  # from scratch
+    if args.from_scratch:
+        for segmentor in ([model.student, model.teacher] if
+                          model.type == 'KDASDistiller' else [model]):
+            segmentor.backbone.init_cfg = None
     return cfg
 
 
@@ -245,9 +196,10 @@ def teacher_sources(model: ConfigDict) -> FrozenSet[str]:
     return frozenset(sources)
 
 
-def family_sources(family: str) -> FrozenSet[str]:
+def family_sources(args: argparse.Namespace,
+                   family: str) -> FrozenSet[str]:
     """The teacher maps of a family, from its shipped config."""
-    return teacher_sources(_load(FAMILIES[family]).model)
+    return teacher_sources(_load(args.families[family]).model)
 
 
 def plan_caches(
@@ -290,7 +242,8 @@ def cache_command(cfg_file: str, out: str, teacher_ckpt: str) -> List[str]:
 def protocol_settings(args: argparse.Namespace) -> dict:
     """The settings ``protocol.json`` holds (a work dir of others is
     refused): sizes, schedule, iterations, teacher seeds, the split's
-    SHA-1 and the grids."""
+    SHA-1, the grids, and the CPU settings (a CUDA study: the device and
+    GPUs instead)."""
     with open(args.split_file, 'rb') as f:
         split = hashlib.sha1(f.read()).hexdigest()
     return dict(
@@ -305,6 +258,55 @@ def protocol_settings(args: argparse.Namespace) -> dict:
         val_interval=args.val_interval,
         split_sha1=split,
         grids={f: [setting_label(s) for s in g]
-               for f, g in GRIDS.items()},
-        cpu_env=reproducible_env(args.threads),
+               for f, g in args.grids.items()},
+        **(dict(cpu_env=reproducible_env(args.threads)) if args.device ==
+           'cpu' else dict(device=args.device, gpus=args.gpus)),
         randomness='IterationSeedHook')
+
+
+#: The work dir's full-scale KDAS config of the selected setting.
+SELECTED_CONFIG = 'kdas_selected.py'
+
+
+def selected_config(args: argparse.Namespace, test_sets: Sequence[str],
+                    setting: Setting) -> str:
+    """The shipped KDAS config (full scale: its size, pipeline, schedule
+    and pretrained backbones) at the setting the grid chose, on the study's
+    data root, validation split and test sets; the text of
+    :data:`SELECTED_CONFIG`.
+
+    Args:
+        args: The study's settings (``families['KDAS']``, ``data_root``,
+            ``split_file``, ``val_set``).
+        test_sets: The test sets of the data root.
+        setting: The grid's choice for KDAS.
+
+    Returns:
+        str: A config for ``tools/train.py``; its header says what to set
+        (the teacher's checkpoint, trained on this data).
+    """
+    base = args.families['KDAS']
+    cfg = _load(base)
+    train = cfg.train_dataloader.dataset
+    train.update(data_root=args.data_root, split='train-minus-val',
+                 split_file=args.split_file)
+    shipped_test = cfg.test_dataloader.dataset
+    template = copy.deepcopy(
+        shipped_test.get('datasets', [shipped_test])[0])
+    val = copy.deepcopy(template)
+    val.update(data_root=args.data_root,
+               data_prefix=copy.deepcopy(train.data_prefix), split='val',
+               split_file=args.split_file, test_set=args.val_set)
+    cfg.val_dataloader.dataset = val
+    cfg.test_dataloader.dataset = _test_dataset(template, args.data_root,
+                                                test_sets)
+    for key, value in setting:
+        _set(cfg.model, key, value)
+    header = (
+        f'# KDAS at the setting the study chose on {args.val_set} '
+        f'({setting_label(setting)}),\n# for {args.data_root}, at full '
+        f'scale: {base} with this data.\n# Set model.teacher_ckpt to a '
+        'teacher trained on this data at full scale\n# (e.g. '
+        f'{args.teacher} with the data settings below), then:\n'
+        f'#   python tools/train.py {SELECTED_CONFIG}\n')
+    return header + cfg.pretty_text

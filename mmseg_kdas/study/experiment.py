@@ -9,18 +9,20 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from mmseg_kdas.datasets.pranet_split import read_split_file
 from mmseg_kdas.utils.atomic import atomic_write_text
-from .configs import (cache_command, cache_name, family_sources, plan_caches,
-                      protocol_config, protocol_settings, test_config)
+from .configs import (SELECTED_CONFIG, cache_command, cache_name,
+                      family_sources, plan_caches, protocol_config,
+                      protocol_settings, selected_config, test_config)
 from .ledger import (compare_records, format_rerun, read_json, untested_sets,
                      write_json)
 from .plan import (count_images, find_test_sets, format_plan, plan_steps,
                    plan_test_sets, recorded_selection, steps_done)
-from .protocol import (FAMILIES, GRIDS, TEACHER, ProtocolError, Run, Setting,
-                       best_checkpoint, best_checkpoint_file, check_gate,
-                       choose_teacher, final_methods, grid_runs,
-                       select_setting, teacher_checkpoint)
+from .speed import machine_speed
+from .split import validation_split
+from .protocol import (ProtocolError, Run, Setting, best_checkpoint,
+                       best_checkpoint_file, check_gate, choose_teacher,
+                       final_methods, grid_runs, select_setting,
+                       teacher_checkpoint)
 from .report import grid_summary, write_report
 from .runner import Trainer
 from .runner import run as run_command
@@ -51,7 +53,7 @@ class Experiment(Trainer):
         super().__init__(
             osp.abspath(args.work_dir),
             osp.abspath(args.ledger) if getattr(args, 'ledger', None) else
-            None, runner)
+            None, runner, args.val_key, args.gpus)
         self.args = args
         self.test_sets = list(test_sets)
         self._teacher: Optional[dict] = None
@@ -66,10 +68,11 @@ class Experiment(Trainer):
     def config(self, run: Run, teacher_ckpt: Optional[str] = None,
                teacher_cache: Optional[str] = None) -> Config:
         """The protocol config of a student run."""
-        return protocol_config(FAMILIES[run.family], self.args,
-                               self.test_sets, self.args.iters,
-                               self.args.val_interval, run.seed,
-                               teacher_ckpt, run.setting, teacher_cache)
+        return protocol_config(self.args, self.args.families[run.family],
+                               self.test_sets, run.seed,
+                               teacher_ckpt=teacher_ckpt,
+                               setting=run.setting,
+                               teacher_cache=teacher_cache)
 
     def test_student(self, run: Run) -> dict:
         run_dir = self.run_dir(run)
@@ -138,10 +141,8 @@ class Experiment(Trainer):
             write_json(osp.join(folder, 'protocol.json'), protocol)
 
     def teacher_config(self, seed: int) -> Config:
-        args = self.args
-        return protocol_config(TEACHER, args, self.test_sets,
-                               args.teacher_iters, args.teacher_val_interval,
-                               seed, save_best=True)
+        return protocol_config(self.args, self.args.teacher, self.test_sets,
+                               seed, teacher=True)
 
     def teachers(self, seeds: Sequence[int]) -> dict:
         """Train the teacher runs of ``seeds`` (unless done); returns the
@@ -167,7 +168,8 @@ class Experiment(Trainer):
             getattr(args, 'accept_teacher_disagreement', False))
         run_dir = self.run_dir(Run('teacher', (), choice['seed']),
                                teacher=True)
-        choice['ckpt'] = best_checkpoint_file(run_dir, choice['iter'])
+        choice['ckpt'] = best_checkpoint_file(run_dir, choice['iter'],
+                                              args.val_key)
         choice['last'] = {
             seed: r['val_last'] for seed, r in records.items()
         }
@@ -184,14 +186,14 @@ class Experiment(Trainer):
             iters = self.args.teacher_iters
             try:
                 ckpt = teacher_checkpoint(run_dir, self._teacher['iter'],
-                                          iters)
+                                          iters, self.args.val_key)
                 if not self.trained_here(run_dir):
                     raise FileNotFoundError(run_dir)
             except FileNotFoundError:
                 self.reproduce('teacher', self.teacher_config(seed),
                                run_dir, self.record(run_dir))
                 ckpt = teacher_checkpoint(run_dir, self._teacher['iter'],
-                                          iters)
+                                          iters, self.args.val_key)
             self._teacher_ckpt = ckpt
         return self._teacher_ckpt
 
@@ -208,7 +210,10 @@ class Experiment(Trainer):
             return {}
         if self._caches is not None:
             return self._caches
-        needs = {f: family_sources(f) for f in FAMILIES if f != 'student'}
+        needs = {
+            f: family_sources(self.args, f)
+            for f in self.args.families if f != 'student'
+        }
         plan = plan_caches(needs)
         folders = {}
         cache_dir = osp.join(self.work, 'teacher_cache')
@@ -259,7 +264,7 @@ class Experiment(Trainer):
                                      args.gate_margin)
         teacher['student_val'] = student0['val_last']
 
-        grid = grid_runs()
+        grid = grid_runs(args.grids)
         scores: Dict[str, Dict[Setting, float]] = {}
         for run in grid:
             record = self.student_run(run, grid=True)
@@ -267,9 +272,9 @@ class Experiment(Trainer):
                 'val_last']
         selected = {
             family: select_setting(g, scores[family])
-            for family, g in GRIDS.items()
+            for family, g in args.grids.items()
         }
-        methods = final_methods(selected)
+        methods = final_methods(args.methods, selected)
         # stage 5: the other teacher runs must agree with the teacher
         lead = teacher['lead']
         teacher = dict(self.teachers(args.teacher_seeds), lead=lead,
@@ -305,6 +310,10 @@ class Experiment(Trainer):
                                        ckpt)
         report = write_report(args, self.work, self.test_sets, teacher,
                               teacher_record, scores, selected, results)
+        if 'KDAS' in selected:
+            atomic_write_text(
+                osp.join(self.work, SELECTED_CONFIG),
+                selected_config(args, self.test_sets, selected['KDAS']))
         self.protocol_runs = {
             f'teacher/seed{s}': Run('teacher', (), s)
             for s in args.teacher_seeds
@@ -385,7 +394,7 @@ class Experiment(Trainer):
             return (osp.join(run_dir, 'teacher.py'),
                     teacher_checkpoint(run_dir,
                                        best_checkpoint(curve)[0],
-                                       record['iters']))
+                                       record['iters'], self.args.val_key))
         if record['distilled']:  # what ships
             return (osp.join(run_dir, 'student_config.py'),
                     osp.join(run_dir, f'iter_{record["iters"]}_student.pth'))
@@ -396,11 +405,13 @@ class Experiment(Trainer):
 def run_study(args: argparse.Namespace,
               runner: Callable[[List[str], str], None] = run_command
               ) -> int:
-    """What ``tools/analysis_tools/polyp_experiment.py`` does: print the
-    plan, then (unless ``--dry-run``) run the protocol and ``--rerun``.
+    """What ``tools/kd_study.py`` does: print the plan, then (unless
+    ``dry_run``) run the protocol and ``rerun``.
 
     Args:
-        args: The tool's arguments.
+        args: The study's settings (:func:`.settings.load_study`) with the
+            tool's arguments (``data_root``, ``work_dir``, ``ledger``,
+            ``dry_run``, ``rerun``, ``accept_teacher_disagreement``).
         runner: Runs one command (:func:`.runner.run`; tests pass a fake).
 
     Returns:
@@ -408,39 +419,56 @@ def run_study(args: argparse.Namespace,
         stopped it (the message is on stderr).
     """
     args.data_root = osp.abspath(args.data_root)
-    num_val = len(read_split_file(args.split_file))
+    work = osp.abspath(args.work_dir)
+    ledger = args.ledger and osp.abspath(args.ledger)
     try:
         test_sets = find_test_sets(args.data_root)
     except FileNotFoundError:
         if not args.dry_run:
             raise
         test_sets = []
+    try:
+        val, made = validation_split(args, work, ledger, write=not
+                                     args.dry_run)
+    except (FileNotFoundError, ValueError) as err:
+        print(f'kd_study: stopped: {err}', file=sys.stderr)
+        return 2
     num_test = count_images(args.data_root, test_sets)
+    num_train = count_images(args.data_root, [], train=True)
     print(f'Test sets: {", ".join(test_sets) or "none found"} ({num_test} '
-          f'images); validation split: {num_val} images.')
-    work = osp.abspath(args.work_dir)
-    ledger = args.ledger and osp.abspath(args.ledger)
+          f'images); validation split: {len(val)} of {num_train} training '
+          f'images ({made}).')
+    args.speed_source = 'seconds per step from the study config'
+    if args.speed is None:
+        args.speed = machine_speed(args, work, save=not args.dry_run)
+        args.speed_source = 'seconds per step measured on this machine'
     steps, notes = plan_test_sets(
-        plan_steps(args, num_val, num_test, recorded_selection(work, ledger)),
-        work, ledger, args.data_root, test_sets)
+        plan_steps(args, len(val), num_test, num_train,
+                   recorded_selection(args, work, ledger)),
+        work, ledger, args.data_root, test_sets, args.speed)
     done = steps_done(steps, work, ledger, test_sets)
-    print(format_plan(steps, args.budget_minutes, done, work), flush=True)
+    where = (f'{args.gpus} GPU(s)' if args.device == 'cuda' else
+             f'{args.threads} CPU threads')
+    print(format_plan(steps, args.budget_minutes, done, work,
+                      f'{where}, {args.speed_source}'), flush=True)
     if notes:
         print('\n'.join(notes), flush=True)
     if args.dry_run:
         return 0
-    experiment = Experiment(args, test_sets,
-                            functools.partial(runner, threads=args.threads)
-                            if runner is run_command else runner)
+    if runner is run_command:
+        runner = functools.partial(runner, threads=args.threads,
+                                   device=args.device)
+    experiment = Experiment(args, test_sets, runner)
     try:
         report = experiment()
         print(report)
-        print(f'wrote {osp.join(args.work_dir, "results.md")} and '
-              'results_<test set>.png')
+        print(f'wrote {osp.join(args.work_dir, "results.md")}, '
+              'results_<test set>.png and '
+              f'{osp.join(args.work_dir, SELECTED_CONFIG)}')
         if args.rerun:
             print(experiment.rerun(args.rerun))
             print(f'wrote {osp.join(args.work_dir, "rerun.md")}')
     except ProtocolError as err:
-        print(f'polyp_experiment: stopped: {err}', file=sys.stderr)
+        print(f'kd_study: stopped: {err}', file=sys.stderr)
         return 2
     return 0

@@ -1,7 +1,8 @@
 """The study's plan: its steps, their cost and what is left to run.
 
 The steps of the protocol in the order they run, with their estimated
-minutes (:data:`COST`), which of them the work dir or the ledger has
+minutes (from the seconds per step and image the study measured on this
+machine, :mod:`.speed`, or its config gives), which of them the work dir or the ledger has
 recorded, which runs a fresh work dir trains again for their files, and
 which test sets the recorded tests lack (:func:`plan_test_sets`).
 """
@@ -14,27 +15,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 from mmseg_kdas.datasets.polyp import index_by_stem
 from .configs import cache_name, family_sources, plan_caches
 from .ledger import RECORD, read_json, tested_sets, untested_sets
-from .protocol import (FAMILIES, GRIDS, RATES, Run, Scores, Setting,
-                       final_methods, grid_runs, select_setting)
-
-#: Minutes model of the plan: seconds per training iteration at 128 px,
-#: batch 8, 2 CPU cores (scaled by size^2 x batch), and seconds per
-#: evaluated image. Measured on this machine class: plain B0 student
-#: 9.8 min / 1,200 iterations (0.49 s), KD with the teacher online
-#: 15.0 min / 1,200 (0.75 s), teacher B2 1.25 s. Assumed until measured: a
-#: KD run from the teacher cache at 1.1 x a plain one; evaluation (load,
-#: inference, PolypMetric at the original size) 0.15 s per image for a B0,
-#: 0.25 s for the B2; the cache 0.06 s per image and rate (a B2 forward
-#: pass is about a third of its 1.25 s training step of 8 images).
-COST = dict(
-    student=0.49,
-    kd_cached=0.54,
-    kd_online=0.75,
-    teacher=1.25,
-    eval_student=0.15,
-    eval_teacher=0.25,
-    cache_per_image_rate=0.06)
-
+from .protocol import (Run, Scores, Setting, final_methods, grid_runs,
+                       select_setting)
 
 class Step(NamedTuple):
     """A step of the plan: its stage, its folder under the work dir (where
@@ -44,18 +26,17 @@ class Step(NamedTuple):
     minutes: float
 
 
-def _scale(args: argparse.Namespace) -> float:
-    return (args.size / 128)**2 * args.batch_size / 8
-
-
-def count_images(data_root: str, test_sets: Sequence[str]) -> int:
-    """The images of the test sets (0 for a set that is not there)."""
-    total = 0
-    for name in test_sets:
-        folder = osp.join(data_root, 'TestDataset', name, 'images')
-        if osp.isdir(folder):
-            total += len(index_by_stem(folder))
-    return total
+def count_images(data_root: str, test_sets: Sequence[str],
+                 train: bool = False) -> int:
+    """The images of the test sets, or (``train``) of ``TrainDataset``; 0
+    for a folder that is not there."""
+    folders = [osp.join(data_root, 'TestDataset', name, 'images')
+               for name in test_sets]
+    if train:
+        folders = [osp.join(data_root, 'TrainDataset', 'images')]
+    return sum(
+        len(index_by_stem(folder)) for folder in folders
+        if osp.isdir(folder))
 
 
 def find_test_sets(data_root: str) -> List[str]:
@@ -78,49 +59,50 @@ def find_test_sets(data_root: str) -> List[str]:
 
 
 def plan_steps(args: argparse.Namespace, num_val: int,
-               num_test: int,
+               num_test: int, num_train: int,
                selected: Optional[Dict[str, Setting]] = None) -> List[Step]:
-    """The protocol's steps with their estimated minutes (:data:`COST`).
+    """The protocol's steps with their estimated minutes (``args.speed``:
+    seconds per step and image)
 
     Unless the grid's choice is given, the final stage is counted in its
     largest form (a tuned KDAS setting other than the paper's).
 
     Args:
-        args: The tool's arguments.
+        args: The study's settings with ``speed``.
         num_val: Images of the validation split.
         num_test: Images of all test sets together.
+        num_train: Images of ``TrainDataset`` (validation ones included).
         selected: The grid's choice (:func:`recorded_selection`), if known.
 
     Returns:
         list[Step]: In the order they run.
     """
-    scale = _scale(args)
-    kd = COST['kd_online' if args.no_teacher_cache else 'kd_cached']
+    cost = args.speed
+    kd = cost['kd_online' if args.no_teacher_cache else 'kd_cached']
 
     def train(s_per_iter: float, iters: int, interval: int,
               eval_cost: float) -> float:
         evals = math.ceil(iters / interval)
-        return (iters * s_per_iter * scale +
+        return (iters * s_per_iter +
                 evals * num_val * eval_cost) / 60
 
     steps = []
-    teacher = train(COST['teacher'], args.teacher_iters,
-                    args.teacher_val_interval, COST['eval_teacher'])
+    teacher = train(cost['teacher'], args.teacher_iters,
+                    args.teacher_val_interval, cost['eval_teacher'])
     first, *others = args.teacher_seeds
     steps.append(Step('1 teacher', f'teacher/seed{first}', teacher))
-    student = train(COST['student'], args.iters, args.val_interval,
-                    COST['eval_student'])
+    student = train(cost['student'], args.iters, args.val_interval,
+                    cost['eval_student'])
     distilled = train(kd, args.iters, args.val_interval,
-                      COST['eval_student'])
+                      cost['eval_student'])
     steps.append(Step('2 gate', f'runs/{Run("student").key}', student))
-    runs = grid_runs()
+    runs = grid_runs(args.grids)
     if not args.no_teacher_cache:
-        num_train = 1450 - num_val
-        minutes = (num_train * len(RATES) * COST['cache_per_image_rate'] *
-                   scale / 60)
+        minutes = ((num_train - num_val) * len(args.rates) *
+                   cost['cache_per_image_rate'] / 60)
         needs = {
-            family: family_sources(family)
-            for family in FAMILIES if family != 'student'
+            family: family_sources(args, family)
+            for family in args.families if family != 'student'
         }
         for group in sorted(set(plan_caches(needs).values()), key=sorted):
             steps.append(Step('3 caches', f'teacher_cache/{cache_name(group)}',
@@ -129,11 +111,14 @@ def plan_steps(args: argparse.Namespace, num_val: int,
         steps.append(Step('4 grid', f'runs/{run.key}', distilled))
     for seed in others:
         steps.append(Step('5 agreement', f'teacher/seed{seed}', teacher))
-    worst = selected or {family: grid[-1] for family, grid in GRIDS.items()}
+    worst = selected or {
+        family: grid[-1]
+        for family, grid in args.grids.items()
+    }
     done = {r.key for r in runs} | {Run('student').key}
     finals = []
     for seed in args.seeds:
-        for run in final_methods(worst).values():
+        for run in final_methods(args.methods, worst).values():
             run = run._replace(seed=seed)
             finals.append(run)
             if run.key not in done:
@@ -142,16 +127,18 @@ def plan_steps(args: argparse.Namespace, num_val: int,
                     '6 final', f'runs/{run.key}',
                     student if run.family == 'student' else distilled))
     tested = [f'runs/{run.key}' for run in finals] + [f'teacher/seed{first}']
-    steps += [Step('7 tests', n, _test_minutes(n, num_test)) for n in tested]
+    steps += [
+        Step('7 tests', n, _test_minutes(cost, n, num_test)) for n in tested
+    ]
     return steps
 
 
-def _test_minutes(name: str, num_images: int) -> float:
+def _test_minutes(cost: dict, name: str, num_images: int) -> float:
     """Minutes of a test step (a teacher's, or a student's) on
     ``num_images`` images."""
-    cost = COST['eval_teacher' if name.startswith('teacher/') else
-                'eval_student']
-    return num_images * cost / 60
+    seconds = cost['eval_teacher' if name.startswith('teacher/') else
+                   'eval_student']
+    return num_images * seconds / 60
 
 
 def _recorded(roots: Sequence[str], folder: str) -> Optional[dict]:
@@ -187,8 +174,8 @@ def steps_done(steps: Sequence[Step], work: str,
 
 
 def plan_test_sets(steps: Sequence[Step], work: str, ledger: Optional[str],
-                   data_root: str,
-                   test_sets: Sequence[str]) -> Tuple[List[Step], List[str]]:
+                   data_root: str, test_sets: Sequence[str],
+                   cost: dict) -> Tuple[List[Step], List[str]]:
     """The test sets that recorded tests lack, or hold and the data root
     does not.
 
@@ -204,6 +191,7 @@ def plan_test_sets(steps: Sequence[Step], work: str, ledger: Optional[str],
         ledger: The ledger folder, or None.
         data_root: The data root.
         test_sets: Its test sets (:func:`find_test_sets`).
+        cost: Seconds per evaluated image (``speed``).
 
     Returns:
         tuple: The steps, those that test added sets with the minutes of
@@ -224,7 +212,7 @@ def plan_test_sets(steps: Sequence[Step], work: str, ledger: Optional[str],
             if lacking:
                 added[step.name] = lacking
                 step = step._replace(minutes=_test_minutes(
-                    step.name, sum(images[ts] for ts in lacking)))
+                    cost, step.name, sum(images[ts] for ts in lacking)))
         out.append(step)
     lines = []
     for ts in sorted({ts for sets in added.values() for ts in sets}):
@@ -239,18 +227,19 @@ def plan_test_sets(steps: Sequence[Step], work: str, ledger: Optional[str],
 
 
 def recorded_selection(
+        args: argparse.Namespace,
         work: str,
         ledger: Optional[str] = None) -> Optional[Dict[str, Setting]]:
     """The grid's choice from the records of ``work`` or ``ledger``, or
     None while a grid run is not recorded."""
     roots = [work] + ([ledger] if ledger else [])
     scores: Scores = {}
-    for run in grid_runs():
+    for run in grid_runs(args.grids):
         found = _recorded(roots, f'runs/{run.key}')
         if found is None:
             return None
         scores.setdefault(run.family, {})[run.setting] = found['val_last']
-    return {f: select_setting(g, scores[f]) for f, g in GRIDS.items()}
+    return {f: select_setting(g, scores[f]) for f, g in args.grids.items()}
 
 
 def _reads_teacher(step: Step) -> bool:
@@ -308,15 +297,15 @@ def steps_left(steps: Sequence[Step], done: Sequence[bool],
 
 def format_plan(steps: Sequence[Step], budget: float,
                 done: Optional[Sequence[bool]] = None,
-                work: Optional[str] = None) -> str:
+                work: Optional[str] = None,
+                where: str = 'this machine') -> str:
     """The plan as text: minutes per stage, the total and the budget; with
     ``done`` (:func:`steps_done`) and ``work``, what is left to run there
     (:func:`steps_left`)."""
     stages: Dict[str, List[Step]] = {}
     for step in steps:
         stages.setdefault(step.stage, []).append(step)
-    lines = ['Plan (estimated minutes on 2 CPU cores; tools/analysis_tools/'
-             'polyp_experiment.py COST):']
+    lines = [f'Plan (estimated minutes on {where}):']
     for stage, items in stages.items():
         total = sum(s.minutes for s in items)
         lines.append(f'  {stage}: {len(items)} step(s), {total:.0f} min')
@@ -325,7 +314,7 @@ def format_plan(steps: Sequence[Step], budget: float,
                  f'{budget:.0f}-min budget')
     if total > budget:
         lines.append(f'  WARNING: over the budget by {total - budget:.0f} '
-                     'min; reduce --iters / --teacher-iters')
+                     'min; reduce iters / teacher_iters')
     if done is not None and any(done):
         left, again = steps_left(steps, done, work or '')
         minutes = sum(s.minutes for s in left)

@@ -12,47 +12,11 @@ from typing import Dict, List, NamedTuple, Sequence, Tuple
 #: command runs in.
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-TEACHER = ('configs/polyp_pvt/'
-           'polyp-pvt_pvtv2-b2_1xb16-100e_pranet-352x352.py')
-_PAIR = 'polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-352x352.py'
-#: The config each kind of run starts from.
-FAMILIES = {
-    'student': 'configs/polyp_pvt/'
-    'polyp-pvt_pvtv2-b0_1xb16-100e_pranet-352x352.py',
-    'KDAS': f'configs/kdas/kdas_{_PAIR}',
-    'KDAS-ref': f'configs/kdas/kdas-ref_{_PAIR}',
-    'PixelKD': f'configs/kd_baselines/pkd_{_PAIR}',
-    'CWD': f'configs/kd_baselines/cwd_{_PAIR}',
-    'AT': f'configs/kd_baselines/at_{_PAIR}',
-}
 MEASURES = ['mDice', 'mIoU', 'wFm', 'Sm', 'mEm', 'MAE']
 #: What ``tools/test.py`` logs beside the metrics: seconds, not figures of
 #: the model (a rerun compares the metrics only)
 TIMINGS = frozenset({'time', 'data_time'})
-RATES = (0.75, 1.0, 1.25)
-VAL_SET = 'PraNet-val'
-VAL_KEY = f'{VAL_SET}/mDice'
 RESULTS = 'results.json'  # every figure of results.md, as data
-#: The settings of the study when none is given
-#: (``tools/analysis_tools/polyp_experiment.py --help`` says what each
-#: is); the model cards of a study not run yet show its size, batch and
-#: iterations.
-DEFAULTS = dict(
-    seeds=(0, 1, 2),
-    teacher_seeds=(0, 1),
-    size=128,
-    batch_size=8,
-    lr=5e-4,
-    teacher_iters=3000,
-    iters=800,
-    val_interval=400,
-    teacher_val_interval=600,
-    teacher_tolerance=0.02,
-    gate_margin=0.05,
-    budget_minutes=480,
-    num_workers=2,
-    threads=2)
-
 #: A setting: ``((key under model, value), ...)``, e.g.
 #: ``(('alpha', 0.3), ('loss_at.temperature', 2.0))``.
 Setting = Tuple[Tuple[str, float], ...]
@@ -72,37 +36,6 @@ _LABEL = {
 }
 #: ``{family: {setting: validation mean Dice}}`` of the grid.
 Scores = Dict[str, Dict[Setting, float]]
-
-#: KDAS at the paper's setting (w_AT = w_SGM = 1 as the config has them).
-KDAS_PAPER: Setting = (('alpha', 0.3), ('loss_at.temperature', 2.0))
-
-
-def _tw(temperature: float, weight: float) -> Setting:
-    return (('loss_at.temperature', temperature), ('loss_at.loss_weight',
-                                                   weight))
-
-
-#: The grids, fixed before the runs (README: "the protocol"). Weights are
-#: the ``loss_weight`` of the KD term inside ``alpha * (...)``, alpha = 0.3
-#: (so 0.3 * weight against 0.7 * L_seg). The first setting of each grid is
-#: its published one and wins ties.
-GRIDS: Dict[str, List[Setting]] = {
-    # alpha and the temperature of L_AT; (0.3, 2) is the paper's
-    'KDAS': [
-        KDAS_PAPER, (('alpha', 0.3), ('loss_at.temperature', 4.0)),
-        (('alpha', 0.5), ('loss_at.temperature', 2.0)),
-        (('alpha', 0.5), ('loss_at.temperature', 4.0))
-    ],
-    # T and weight; T = 2, weight 1 is the shipped config
-    'PixelKD': [_tw(2.0, 1.0), _tw(1.0, 1.0), _tw(4.0, 1.0), _tw(2.0, 3.0)],
-    # T in {1, 4}: T = 1, weight 5 is mmrazor's Cityscapes config, T = 4,
-    # weight 3 the CWD authors' script; and both temperatures at weight 1
-    'CWD': [_tw(1.0, 5.0), _tw(4.0, 3.0), _tw(1.0, 1.0), _tw(4.0, 1.0)],
-    # the weight; 500 = beta / 2 of the AT paper (the shipped config)
-    'AT': [(('loss_at.loss_weight', 500.0), ),
-           (('loss_at.loss_weight', 100.0), ),
-           (('loss_at.loss_weight', 2500.0), )],
-}
 
 
 class ProtocolError(RuntimeError):
@@ -142,34 +75,34 @@ def setting_label(setting: Setting) -> str:
     return ', '.join(f'{_LABEL.get(k, k)} = {v:g}' for k, v in setting)
 
 
-def final_methods(selected: Dict[str, Setting]) -> Dict[str, Run]:
+def final_methods(methods: Sequence[Tuple[str, str, object]],
+                  selected: Dict[str, Setting]) -> Dict[str, Run]:
     """The methods of the final stage (seed 0), in report order.
 
     Args:
-        selected: The chosen setting of every family of :data:`GRIDS`.
+        methods: ``[(name, family, setting or 'tuned')]`` of the study
+            config (:func:`.settings.load_study`).
+        selected: The chosen setting of every family with a grid.
 
     Returns:
-        dict: ``{method name: Run}``; ``'KDAS (tuned)'`` only if the grid
-        chose another setting than the paper's.
+        dict: ``{method name: Run}``; a tuned method is left out where an
+        earlier method is the same run (e.g. ``'KDAS (tuned)'`` when the
+        grid chose the paper's setting).
     """
-    methods = {
-        'student': Run('student'),
-        'KDAS (paper)': Run('KDAS', KDAS_PAPER),
-    }
-    if selected['KDAS'] != KDAS_PAPER:
-        methods['KDAS (tuned)'] = Run('KDAS', selected['KDAS'])
-    methods['KDAS-ref'] = Run('KDAS-ref')
-    for family in ('PixelKD', 'CWD', 'AT'):
-        methods[f'{family} (tuned)'] = Run(family, selected[family])
-    methods['L_AT alone'] = Run('KDAS', KDAS_PAPER + (('sgm_weight', 0.0), ))
-    methods['L_SGM alone'] = Run('KDAS', KDAS_PAPER + (('at_weight', 0.0), ))
-    return methods
+    out: Dict[str, Run] = {}
+    for name, family, setting in methods:
+        run = Run(family, selected[family] if setting == 'tuned' else
+                  setting)
+        if setting == 'tuned' and run in out.values():
+            continue
+        out[name] = run
+    return out
 
 
-def grid_runs() -> List[Run]:
+def grid_runs(grids: Dict[str, List[Setting]]) -> List[Run]:
     """Every run of the grid stage (seed 0)."""
     return [
-        Run(family, setting) for family, grid in GRIDS.items()
+        Run(family, setting) for family, grid in grids.items()
         for setting in grid
     ]
 
@@ -301,19 +234,23 @@ def select_setting(grid: Sequence[Setting],
     return next(s for s in finite if scores[s] == best)
 
 
-def best_checkpoint_file(run_dir: str, best_iter: int) -> str:
-    """The name mmengine's ``save_best`` gives the best checkpoint."""
-    return osp.join(run_dir, f'best_{VAL_KEY.replace("/", "_")}_iter_'
+def best_checkpoint_file(run_dir: str, best_iter: int,
+                         val_key: str) -> str:
+    """The name mmengine's ``save_best`` of ``val_key`` gives the best
+    checkpoint."""
+    return osp.join(run_dir, f'best_{val_key.replace("/", "_")}_iter_'
                     f'{best_iter}.pth')
 
 
-def teacher_checkpoint(run_dir: str, best_iter: int, iters: int) -> str:
+def teacher_checkpoint(run_dir: str, best_iter: int, iters: int,
+                       val_key: str) -> str:
     """The file of a teacher run's best checkpoint.
 
     Args:
         run_dir: The teacher's work dir.
         best_iter: The iteration of its best validation value.
         iters: Its last iteration.
+        val_key: The validation metric of ``save_best``.
 
     Returns:
         str: ``best_<key>_iter_<n>.pth`` (mmengine's ``save_best``), or
@@ -322,7 +259,7 @@ def teacher_checkpoint(run_dir: str, best_iter: int, iters: int) -> str:
     Raises:
         FileNotFoundError: If neither is there.
     """
-    best = best_checkpoint_file(run_dir, best_iter)
+    best = best_checkpoint_file(run_dir, best_iter, val_key)
     if osp.isfile(best):
         return best
     last = osp.join(run_dir, f'iter_{best_iter}.pth')

@@ -16,8 +16,8 @@ from typing import Dict, List, Sequence, Tuple
 from mmseg_kdas.utils.atomic import atomic_write_text
 from .configs import protocol_settings
 from .ledger import tested_sets, untested_sets, write_json
-from .protocol import (GRIDS, MEASURES, RATES, RESULTS, ROOT, VAL_KEY, VAL_SET,
-                       Scores, Setting, final_methods, setting_label)
+from .protocol import (MEASURES, RESULTS, ROOT, Scores, Setting,
+                       final_methods, setting_label)
 from .stats import gap_share, summarize
 
 
@@ -58,18 +58,20 @@ def write_report(args: argparse.Namespace, work: str,
     """
     test_sets, notes = reported_sets(test_sets, teacher_record, results)
     lines = [
-        f'Protocol: from scratch on {_shown_path(args.data_root)}; '
+        f'Protocol: '
+        f'{"from scratch" if args.from_scratch else "ImageNet backbones"} '
+        f'on {_shown_path(args.data_root)}; '
         f'{args.size}x{args.size}, batch {args.batch_size}, multi-scale '
-        f'{"/".join(map(str, RATES))} one rate per iteration in turn, '
+        f'{"/".join(map(str, args.rates))} one rate per iteration in turn, '
         f'binarised masks, AdamW lr {args.lr:g} with a cosine decay to 0. '
-        f'Trained on train-minus-val, validated on {VAL_SET} '
-        f'({osp.relpath(args.split_file, ROOT)}). Teachers (PVTv2-B2): '
+        f'Trained on train-minus-val, validated on {args.val_set} '
+        f'({_shown_path(args.split_file)}). Teachers (PVTv2-B2): '
         f'{args.teacher_iters} iterations, seeds '
         f'{list(args.teacher_seeds)}. Students (PVTv2-B0): {args.iters} '
-        f'iterations; grid at seed 0, chosen by {VAL_KEY} at the last '
+        f'iterations; grid at seed 0, chosen by {args.val_key} at the last '
         f'iteration; final seeds {list(args.seeds)}, evaluated with '
         'PolypMetric at the last iteration, students as exported.', '',
-        f'Teachers ({VAL_KEY}, best checkpoint; last iteration):', ''
+        f'Teachers ({args.val_key}, best checkpoint; last iteration):', ''
     ]
     for seed, (it, value) in teacher['runs'].items():
         lines.append(f'- seed {seed}: {value:.4f} at iteration {it}; '
@@ -90,10 +92,10 @@ def write_report(args: argparse.Namespace, work: str,
         f'iteration {teacher["iter"]}. Gate: teacher {teacher["value"]:.4f}'
         f' vs plain student (seed 0) {teacher["student_val"]:.4f}, lead '
         f'{teacher["lead"]:+.4f} (required {args.gate_margin:g}).', '',
-        f'Grid ({VAL_KEY} at the last iteration, seed 0; chosen in bold):',
+        f'Grid ({args.val_key} at the last iteration, seed 0; chosen in bold):',
         '', '| method | setting | validation mDice |', '|---|---|---|'
     ]
-    for family, grid in GRIDS.items():
+    for family, grid in args.grids.items():
         for setting in grid:
             score = scores[family][setting]
             label = setting_label(setting)
@@ -181,7 +183,7 @@ def write_report(args: argparse.Namespace, work: str,
     write_json(osp.join(work, RESULTS), summary)
     for ts in test_sets:
         plot(osp.join(work, f'results_{ts}.png'), ts, teacher_record,
-             results)
+             results, args.val_set)
     return report
 
 
@@ -225,8 +227,8 @@ def grid_summary(scores: Scores, selected: Dict[str, Setting]) -> dict:
         grid={
             family: [
                 dict(setting=setting_label(s), score=scores[family][s],
-                     selected=s == selected[family]) for s in grid
-            ] for family, grid in GRIDS.items()
+                     selected=s == selected[family]) for s in by_setting
+            ] for family, by_setting in scores.items()
         },
         selected={f: setting_label(s)
                   for f, s in selected.items()})
@@ -248,7 +250,7 @@ def results_summary(args: argparse.Namespace, test_sets: Sequence[str],
                     results: Dict[str, Dict[int, dict]]) -> dict:
     """What ``results.json`` holds: every figure of the report, as data.
 
-    ``tools/analysis_tools/model_cards.py`` writes the configs' READMEs
+    ``tools/kd_study.py --cards`` writes the configs' READMEs
     and metafiles from it. Keys: ``date`` (written), ``machine`` (where the
     teacher and the final-stage runs trained, :func:`trained_on`),
     ``protocol`` (the settings of ``protocol.json``), ``test_sets``,
@@ -258,7 +260,7 @@ def results_summary(args: argparse.Namespace, test_sets: Sequence[str],
     ``methods`` (``{method: {family, setting, seeds: {seed: {test,
     val_last, minutes}}}}``, in report order).
     """
-    runs = final_methods(selected)
+    runs = final_methods(args.methods, selected)
     return dict(
         date=time.strftime('%Y-%m-%d'),
         machine=trained_on([teacher_record] + [
@@ -298,7 +300,7 @@ def results_summary(args: argparse.Namespace, test_sets: Sequence[str],
 
 
 def plot(path: str, ts: str, teacher: dict,
-         results: Dict[str, Dict[int, dict]]) -> None:
+         results: Dict[str, Dict[int, dict]], val_set: str = 'val') -> None:
     """Mean Dice of every method with its seeds; validation curves."""
     import matplotlib
     matplotlib.use('Agg')
@@ -330,7 +332,7 @@ def plot(path: str, ts: str, teacher: dict,
                      color=f'C{x % 10}',
                      label=name)
     ax2.set_xlabel('iteration')
-    ax2.set_ylabel(f'{VAL_SET} mean Dice (mean over seeds)')
+    ax2.set_ylabel(f'{val_set} mean Dice (mean over seeds)')
     ax2.legend(fontsize=7)
     fig.tight_layout()
     atomic_dir = osp.dirname(path)

@@ -1,7 +1,8 @@
 """The study's runner: commands, their records and resumed attempts.
 
-Every command runs in this checkout on pinned CPU code paths
-(:func:`reproducible_env`); a training attempt that was killed is counted
+Every command runs in this checkout; on a CPU study on pinned CPU code
+paths (:func:`reproducible_env`) with CUDA hidden, on a CUDA study as it
+is (``gpus`` > 1: ``tools/dist_train.sh``). A training attempt that was killed is counted
 when the run resumes (:func:`account_interrupted_attempt`).
 :class:`Trainer` trains, trains again and tests the runs of a work dir.
 """
@@ -19,7 +20,7 @@ from mmengine.config import Config
 from mmseg_kdas.utils.atomic import atomic_write_text
 from mmseg_kdas.utils.checkpoint_file import weights_digest
 from .ledger import RECORD, Ledger, read_json, write_json
-from .protocol import ROOT, VAL_KEY, ProtocolError
+from .protocol import ROOT, ProtocolError
 
 STARTED = 'train_started.txt'  # present while a training attempt runs
 MINUTES = 'train_minutes.txt'  # one line per training attempt
@@ -43,15 +44,19 @@ def reproducible_env(threads: int) -> Dict[str, str]:
     }
 
 
-def run(cmd: List[str], log_file: str, threads: int = 2) -> None:
-    """Run ``cmd`` in this checkout with its code first on the path, in
-    :func:`reproducible_env`.
+def run(cmd: List[str], log_file: str, threads: int = 2,
+        device: str = 'cpu') -> None:
+    """Run ``cmd`` in this checkout with its code first on the path; on a
+    CPU (``device``) in :func:`reproducible_env` and with no CUDA device
+    visible.
 
     Raises:
         RuntimeError: If it fails, naming the command and the log.
     """
     print('$ ' + ' '.join(cmd), flush=True)
-    env = dict(os.environ, **reproducible_env(threads))
+    env = dict(os.environ)
+    if device == 'cpu':
+        env.update(reproducible_env(threads), CUDA_VISIBLE_DEVICES='')
     env['PYTHONPATH'] = os.pathsep.join(
         [ROOT] + [p for p in [env.get('PYTHONPATH')] if p])
     with open(log_file, 'a') as log:
@@ -60,6 +65,20 @@ def run(cmd: List[str], log_file: str, threads: int = 2) -> None:
     if proc.returncode != 0:
         raise RuntimeError(f'{" ".join(cmd)} failed (exit '
                            f'{proc.returncode}); see {log_file}')
+
+
+def train_command(cfg_file: str, run_dir: str, gpus: int = 1) -> List[str]:
+    """``tools/train.py`` (one process) or ``tools/dist_train.sh`` (``gpus``
+    processes) on a config, resuming from ``run_dir``'s last checkpoint."""
+    if gpus > 1:
+        return [
+            'bash', 'tools/dist_train.sh', cfg_file,
+            str(gpus), '--work-dir', run_dir, '--resume'
+        ]
+    return [
+        sys.executable, 'tools/train.py', cfg_file, '--work-dir', run_dir,
+        '--resume'
+    ]
 
 
 def read_curve(work_dir: str, key: str) -> Dict[int, float]:
@@ -192,12 +211,17 @@ class Trainer(Ledger):
         work: The work dir.
         ledger: The ledger folder, or None.
         runner: Runs one command (:func:`run`; tests pass a fake).
+        val_key: The validation metric of the curves (``'val/mDice'``).
+        gpus: Processes of a training run (``tools/dist_train.sh``).
     """
 
     def __init__(self, work: str, ledger: Optional[str] = None,
-                 runner: Callable[[List[str], str], None] = run) -> None:
+                 runner: Callable[[List[str], str], None] = run,
+                 val_key: str = 'val/mDice', gpus: int = 1) -> None:
         super().__init__(work, ledger)
         self.runner = runner
+        self.val_key = val_key
+        self.gpus = gpus
 
     def train(self, name: str, cfg: Config, run_dir: str,
               allow_divergence: bool = False,
@@ -231,10 +255,8 @@ class Trainer(Ledger):
             start = time.time()
             atomic_write_text(started_file, f'{start}\n')
             try:
-                self.runner([
-                    sys.executable, 'tools/train.py', cfg_file,
-                    '--work-dir', run_dir, '--resume'
-                ], log_file)
+                self.runner(train_command(cfg_file, run_dir, self.gpus),
+                            log_file)
             except RuntimeError:
                 diverged = _diverged(log_file)
                 if not (allow_divergence and diverged):
@@ -244,7 +266,7 @@ class Trainer(Ledger):
                 os.remove(started_file)
         with open(osp.join(run_dir, MINUTES)) as f:  # every attempt
             attempts = [float(line) for line in f if line.strip()]
-        curve = read_curve(run_dir, VAL_KEY)
+        curve = read_curve(run_dir, self.val_key)
         record = dict(
             config=osp.relpath(cfg_file, self.work),
             iters=iters,
@@ -258,7 +280,7 @@ class Trainer(Ledger):
             machine=machine_description())
         if not diverged:
             if iters not in curve:
-                raise RuntimeError(f'{run_dir}: no {VAL_KEY} at iteration '
+                raise RuntimeError(f'{run_dir}: no {self.val_key} at iteration '
                                    f'{iters} in its logs')
             record['weights'] = weights_digest(outputs[0])
         if to_ledger:
