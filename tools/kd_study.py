@@ -93,6 +93,30 @@ def parse_cards_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+def study_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The study's settings (:func:`mmseg_kdas.study.load_study`) with the
+    tool's arguments.
+
+    Raises:
+        ProtocolError: A key of the study config is wrong (naming it).
+        FileNotFoundError: The study config or a config it names is missing.
+    """
+    args = parse_args(argv)
+    options = dict(args.cfg_options or {})
+    for key in ('device', 'gpus'):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    return load_study(
+        args.study_config,
+        options,
+        data_root=args.data_root,
+        work_dir=args.work_dir,
+        ledger=args.ledger,
+        dry_run=args.dry_run,
+        rerun=args.rerun,
+        accept_teacher_disagreement=args.accept_teacher_disagreement)
+
+
 def main(argv: Optional[Sequence[str]] = None,
          runner: Callable[[List[str], str], None] = run) -> int:
     """Run the study (:func:`mmseg_kdas.study.run_study`) or write the
@@ -110,21 +134,8 @@ def main(argv: Optional[Sequence[str]] = None,
     if '--cards' in argv:
         cards = parse_cards_args(argv)
         return update_cards(cards.root, cards.work_dir, cards.check)
-    args = parse_args(argv)
-    options = dict(args.cfg_options or {})
-    for key in ('device', 'gpus'):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
     try:
-        study = load_study(
-            args.study_config,
-            options,
-            data_root=args.data_root,
-            work_dir=args.work_dir,
-            ledger=args.ledger,
-            dry_run=args.dry_run,
-            rerun=args.rerun,
-            accept_teacher_disagreement=args.accept_teacher_disagreement)
+        study = study_args(argv)
     except (ProtocolError, FileNotFoundError) as err:
         print(f'kd_study: {err}', file=sys.stderr)
         return 2

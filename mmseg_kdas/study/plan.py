@@ -98,7 +98,7 @@ def plan_steps(args: argparse.Namespace, num_val: int,
     steps.append(Step('2 gate', f'runs/{Run("student").key}', student))
     runs = grid_runs(args.grids)
     if not args.no_teacher_cache:
-        minutes = ((num_train - num_val) * len(args.rates) *
+        minutes = (max(num_train - num_val, 0) * len(args.rates) *
                    cost['cache_per_image_rate'] / 60)
         needs = {
             family: family_sources(args, family)

@@ -1,10 +1,17 @@
 """The study's rules on fake records: selection, the teacher's agreement
 and gate, the statistics of the report, the grids and the caches."""
+import os.path as osp
+
 import pytest
 
 from mmseg_kdas import study
 
 NAN = float('nan')
+#: The README's study config: its grids, methods and families.
+PRESET = study.load_study(
+    osp.join(study.ROOT, 'configs/kd_study/polyp-cpu-128.py'))
+GRIDS = PRESET.grids
+KDAS_PAPER = (('alpha', 0.3), ('loss_at.temperature', 2.0))
 
 
 # The rules, on fake records
@@ -112,8 +119,8 @@ def test_paired_t_by_hand():
 
 
 def test_final_methods_hold_the_ablation_and_tuned_only_if_different():
-    paper = {f: g[0] for f, g in study.GRIDS.items()}
-    methods = study.final_methods(paper)
+    paper = {f: g[0] for f, g in GRIDS.items()}
+    methods = study.final_methods(PRESET.methods, paper)
     assert list(methods) == [
         'student', 'KDAS (paper)', 'KDAS-ref', 'PixelKD (tuned)',
         'CWD (tuned)', 'AT (tuned)', 'L_AT alone', 'L_SGM alone'
@@ -121,29 +128,29 @@ def test_final_methods_hold_the_ablation_and_tuned_only_if_different():
     assert dict(methods['L_AT alone'].setting)['sgm_weight'] == 0.0
     assert dict(methods['L_SGM alone'].setting)['at_weight'] == 0.0
     assert dict(methods['L_SGM alone'].setting)['alpha'] == 0.3
-    tuned = dict(paper, KDAS=study.GRIDS['KDAS'][3])
-    methods = study.final_methods(tuned)
+    tuned = dict(paper, KDAS=GRIDS['KDAS'][3])
+    methods = study.final_methods(PRESET.methods, tuned)
     assert methods['KDAS (tuned)'] == study.Run('KDAS',
-                                                study.GRIDS['KDAS'][3])
-    assert methods['KDAS (paper)'].setting == study.KDAS_PAPER
+                                                GRIDS['KDAS'][3])
+    assert methods['KDAS (paper)'].setting == KDAS_PAPER
 
 
 def test_grids_are_small_and_hold_the_published_settings():
-    assert all(len(g) <= 4 for g in study.GRIDS.values())
-    assert study.GRIDS['KDAS'][0] == (('alpha', 0.3),
+    assert all(len(g) <= 4 for g in GRIDS.values())
+    assert GRIDS['KDAS'][0] == (('alpha', 0.3),
                                       ('loss_at.temperature', 2.0))
-    cwd = [dict(s) for s in study.GRIDS['CWD']]
+    cwd = [dict(s) for s in GRIDS['CWD']]
     assert {s['loss_at.temperature'] for s in cwd} == {1.0, 4.0}
     assert {'loss_at.temperature': 1.0, 'loss_at.loss_weight': 5.0} in cwd
     assert {'loss_at.temperature': 4.0, 'loss_at.loss_weight': 3.0} in cwd
-    slugs = [study.Run(f, s).key for f, g in study.GRIDS.items() for s in g]
+    slugs = [study.Run(f, s).key for f, g in GRIDS.items() for s in g]
     assert len(set(slugs)) == len(slugs)
 
 
 def test_caches_one_per_set_of_teacher_maps():
     needs = {
-        f: study.family_sources(f)
-        for f in study.FAMILIES if f != 'student'
+        f: study.family_sources(PRESET, f)
+        for f in PRESET.families if f != 'student'
     }
     assert needs['KDAS'] == {'head:0', 'head:1'}
     assert needs['KDAS-ref'] == {'head:0'}

@@ -2,7 +2,7 @@
 
 The committed cards must equal what the tool writes from the committed
 results (none, or ``docs/polyp_experiment/results.json``); the values it
-writes are checked on the fake protocol run of ``test_polyp_experiment``
+writes are checked on the fake protocol run of ``test_kd_study``
 (whose per-seed test values are known by construction).
 """
 import json
@@ -12,12 +12,12 @@ import shutil
 import pytest
 import yaml
 from conftest import ROOT, load_tool
-from test_polyp_experiment import FakeRunner, _argv
-from test_polyp_experiment import tool as experiment
+from test_kd_study import FakeRunner, _argv
+from test_kd_study import tool as experiment
 
 from mmseg_kdas.study import cards
 
-tool = load_tool('tools/analysis_tools/model_cards.py')
+tool = load_tool('tools/kd_study.py')
 FILES = [
     cards.STUDY, 'configs/kdas/README.md', 'configs/kd_baselines/README.md',
     'configs/kdas/metafile.yaml', 'configs/kd_baselines/metafile.yaml'
@@ -25,7 +25,7 @@ FILES = [
 
 
 def test_the_committed_cards_match_the_committed_results(capsys):
-    assert tool.main(['--check']) == 0, capsys.readouterr().err
+    assert tool.main(['--cards', '--check']) == 0, capsys.readouterr().err
 
 
 def _fake_repo(tmp_path):
@@ -46,7 +46,7 @@ def finished(tmp_path_factory):
 
 def test_the_cards_hold_the_results(finished, capsys):
     work, root = finished
-    assert tool.main([str(work), '--root', str(root)]) == 0
+    assert tool.main(['--cards', str(work), '--root', str(root)]) == 0
     assert (root / cards.DOCS / 'results_Kvasir.png').is_file()
     # the fake: a student's test mDice is its validation score - 0.05 +
     # 0.001 * seed, the teacher 0.80 on Kvasir and 0.50 on ETIS
@@ -106,12 +106,12 @@ def test_the_cards_hold_the_results(finished, capsys):
     # the text around the blocks is kept
     with open(os.path.join(ROOT, cards.STUDY)) as f:
         assert study.endswith(f.read().split(cards.END, 1)[1])
-    assert tool.main(['--check', '--root', str(root)]) == 0
+    assert tool.main(['--cards', '--check', '--root', str(root)]) == 0
 
     # a hand edit of a generated file is caught, naming it
     meta_file = root / 'configs/kd_baselines/metafile.yaml'
     meta_file.write_text(meta_file.read_text().replace('0.651', '0.7'))
-    assert tool.main(['--check', '--root', str(root)]) == 1
+    assert tool.main(['--cards', '--check', '--root', str(root)]) == 1
     err = capsys.readouterr().err
     assert 'configs/kd_baselines/metafile.yaml' in err
     assert 'configs/kdas/metafile.yaml' not in err
@@ -121,7 +121,7 @@ def test_a_rerun_is_copied_and_shown(tmp_path):
     argv = _argv(tmp_path, '--rerun', 'runs/student/*/seed1')
     assert experiment.main(argv, FakeRunner()) == 0
     root = _fake_repo(tmp_path)
-    assert tool.main([str(tmp_path / 'work'), '--root', str(root)]) == 0
+    assert tool.main(['--cards', str(tmp_path / 'work'), '--root', str(root)]) == 0
     rerun = (tmp_path / 'work' / 'rerun.md').read_text()
     assert (root / cards.DOCS / 'rerun.md').read_text() == rerun
     assert (root / cards.DOCS / 'rerun.json').is_file()
@@ -129,7 +129,7 @@ def test_a_rerun_is_copied_and_shown(tmp_path):
     study = (root / cards.STUDY).read_text()
     assert 'Runs of it trained again from scratch (`--rerun`)' in study
     assert rerun.rstrip('\n') in study
-    assert tool.main(['--check', '--root', str(root)]) == 0
+    assert tool.main(['--cards', '--check', '--root', str(root)]) == 0
 
 
 def test_a_failed_agreement_check_is_stated_on_the_cards(tmp_path):
@@ -137,7 +137,7 @@ def test_a_failed_agreement_check_is_stated_on_the_cards(tmp_path):
     assert experiment.main(_argv(tmp_path, '--accept-teacher-disagreement'),
                            FakeRunner(teacher_curves=curves)) == 0
     root = _fake_repo(tmp_path)
-    assert tool.main([str(tmp_path / 'work'), '--root', str(root)]) == 0
+    assert tool.main(['--cards', str(tmp_path / 'work'), '--root', str(root)]) == 0
     for folder in ('configs/kdas', 'configs/kd_baselines'):
         readme = (root / folder / 'README.md').read_text()
         assert ("The teacher runs' agreement check failed (their best "
@@ -149,7 +149,7 @@ def test_a_failed_agreement_check_is_stated_on_the_cards(tmp_path):
 
 def test_without_results_no_model_has_results(tmp_path):
     root = _fake_repo(tmp_path)
-    assert tool.main(['--root', str(root)]) == 0
+    assert tool.main(['--cards', '--root', str(root)]) == 0
     for folder in ('configs/kdas', 'configs/kd_baselines'):
         with open(root / folder / 'metafile.yaml') as f:
             meta = yaml.safe_load(f)
@@ -163,13 +163,13 @@ def test_without_results_no_model_has_results(tmp_path):
 def test_bad_inputs_are_named(tmp_path):
     root = _fake_repo(tmp_path)
     with pytest.raises(FileNotFoundError, match='results.json not found'):
-        tool.main([str(tmp_path / 'nowhere'), '--root', str(root)])
+        tool.main(['--cards', str(tmp_path / 'nowhere'), '--root', str(root)])
     readme = root / 'configs/kdas/README.md'
     readme.write_text(readme.read_text().replace(cards.END, ''))
     with pytest.raises(ValueError, match='configs/kdas/README.md'):
-        tool.main(['--root', str(root)])
+        tool.main(['--cards', '--root', str(root)])
     docs = root / cards.DOCS
     docs.mkdir(parents=True)
     (docs / 'results.json').write_text(json.dumps({'test_sets': []}))
     with pytest.raises(KeyError, match="no 'teacher'"):
-        tool.main(['--root', str(root)])
+        tool.main(['--cards', '--root', str(root)])

@@ -1,10 +1,13 @@
-"""The KD experiment tool: its plan and its steps (no training).
+"""The study tool: its plan and its steps (no training).
 
 The whole protocol runs with a fake command runner that writes what
 ``tools/train.py``, ``tools/test.py`` and ``tools/cache_teacher.py`` would
 (logs, checkpoint names, metrics), so that the order of the steps, what is
 chosen, the stops and the skipping of finished steps are checked in
-seconds. The rules on fake records: ``tests/test_study/test_rules.py``.
+seconds, on the README's study config (``configs/kd_study/polyp-cpu-128.py``)
+with the seconds per step given. The rules on fake records:
+``tests/test_study/test_rules.py``; a whole study at toy size through the
+real tools: ``tests/test_study/test_toy_study.py``.
 """
 import json
 import math
@@ -21,45 +24,83 @@ from mmengine.config import Config
 from mmseg_kdas import study
 from mmseg_kdas.utils.checkpoint_file import weights_digest
 
-tool = load_tool('tools/analysis_tools/polyp_experiment.py')
+tool = load_tool('tools/kd_study.py')
+
+PRESET = osp.join(study.ROOT, 'configs/kd_study/polyp-cpu-128.py')
+#: Seconds per step and image of the plan (the previous engine's figures
+#: of a 2-core machine of this class at 128 px, batch 8).
+SPEED = dict(
+    student=0.49,
+    kd_cached=0.54,
+    kd_online=0.75,
+    teacher=1.25,
+    eval_student=0.15,
+    eval_teacher=0.25,
+    cache_per_image_rate=0.06)
+VAL_KEY = 'PraNet-val/mDice'
+
+
+def study_config(tmp_path, base=PRESET) -> str:
+    """A study config: ``base`` with the seconds per step given (nothing
+    measured)."""
+    path = tmp_path / 'study_config.py'
+    path.write_text(f'_base_ = [{base!r}]\n'
+                    f'speed = dict(_delete_=True, **{SPEED!r})\n')
+    return str(path)
+
+
+def load(tmp_path, data_root='data', **options):
+    """The study's settings, as the tool has them."""
+    return study.load_study(
+        study_config(tmp_path), options, data_root=data_root,
+        work_dir=str(tmp_path / 'work'), ledger=None, dry_run=False,
+        rerun=None, accept_teacher_disagreement=False)
 
 
 def test_every_method_trains_under_one_protocol(tmp_path):
-    args = tool.parse_args([str(tmp_path), '--size', '96'])
-    for name, base in list(study.FAMILIES.items()) + [('teacher',
-                                                      study.TEACHER)]:
+    args = load(tmp_path, iters=60, val_interval=30)
+    args.split_file = 'val.txt'
+    runs = [('teacher', args.teacher)] + list(args.families.items())
+    for name, base in runs:
         kd = name not in ('student', 'teacher')
         cfg = study.protocol_config(
-            base, args, ['ETIS', 'Kvasir'], 60, 30, seed=2,
-            teacher_ckpt='t.pth', teacher_cache='cache' if kd else None)
+            args, base, ['ETIS', 'Kvasir'], seed=2,
+            teacher=name == 'teacher', teacher_ckpt='t.pth',
+            teacher_cache='cache' if kd else None)
+        iters = (args.teacher_iters, args.teacher_val_interval) if (
+            name == 'teacher') else (60, 30)
         assert cfg.train_cfg.type == 'MultiScaleIterBasedTrainLoop'
-        assert (cfg.train_cfg.max_iters, cfg.train_cfg.val_interval) == (60,
-                                                                         30)
+        assert (cfg.train_cfg.max_iters, cfg.train_cfg.val_interval) == iters
         [sched] = cfg.param_scheduler
-        assert (sched['type'], sched['T_max'], sched['eta_min'],
-                sched['by_epoch']) == ('CosineAnnealingLR', 60, 0.0, False)
+        assert (sched['type'], sched['T_max'], sched['end'],
+                sched['eta_min'], sched['by_epoch']) == (
+                    'CosineAnnealingLR', iters[0], iters[0], 0.0, False)
+        assert cfg.default_hooks.checkpoint.interval == iters[1]
         assert cfg.randomness.seed == 2
         assert [h.type for h in cfg.custom_hooks].count(
             'IterationSeedHook') == 1
-        assert cfg.optim_wrapper.optimizer.lr == args.lr
+        assert cfg.optim_wrapper.optimizer.lr == 5e-4
         train = cfg.train_dataloader
-        assert train.batch_size == args.batch_size
+        assert train.batch_size == 8
         assert train.dataset.split == 'train-minus-val'
+        assert train.dataset.data_root == 'data'
         val = cfg.val_dataloader.dataset
         assert (val.split, val.test_set) == ('val', 'PraNet-val')
-        assert train.dataset.split_file == val.split_file == args.split_file
+        assert train.dataset.split_file == val.split_file == 'val.txt'
         pipeline = train.dataset.pipeline
         assert [t['type'] for t in pipeline] == [
             'LoadImageFromFile', 'LoadPolypAnnotations', 'Resize',
             'PackSegInputs'
         ]
-        assert pipeline[2]['scale'] == (96, 96)
+        assert pipeline[2]['scale'] == (128, 128)
         augments = cfg.model.data_preprocessor.batch_augments
         assert [(a['rates'], a['mode']) for a in augments] == [
-            (study.RATES, 'cycle')
+            ((0.75, 1.0, 1.25), 'cycle')
         ]
-        sets = [d.test_set for d in cfg.test_dataloader.dataset.datasets]
-        assert sets == ['ETIS', 'Kvasir']
+        sets = [(d.test_set, d.data_prefix.img_path)
+                for d in cfg.test_dataloader.dataset.datasets]
+        assert sets == [('ETIS', 'TestDataset/ETIS/images'),
+                        ('Kvasir', 'TestDataset/Kvasir/images')]
         if cfg.model.type == 'KDASDistiller':
             assert kd
             assert cfg.model.teacher_ckpt == 't.pth'
@@ -72,29 +113,32 @@ def test_every_method_trains_under_one_protocol(tmp_path):
             assert cfg.model.backbone.arch == ('b2' if name == 'teacher'
                                                else 'b0')
             assert cfg.model.backbone.init_cfg is None
-    cfg = study.protocol_config(study.FAMILIES['CWD'], args, ['Kvasir'], 60,
-                                30, 0, 't.pth', study.GRIDS['CWD'][1])
+    cfg = study.protocol_config(args, args.families['CWD'], ['Kvasir'], 0,
+                                teacher_ckpt='t.pth',
+                                setting=args.grids['CWD'][1])
     assert cfg.model.loss_at.temperature == 4.0
     assert cfg.model.loss_at.loss_weight == 3.0
     assert 'teacher_cache' not in cfg.model
-    cfg = study.protocol_config(study.FAMILIES['KDAS'], args, ['Kvasir'], 60,
-                                30, 0, 't.pth',
-                                study.final_methods(
-                                    {f: g[0] for f, g in study.GRIDS.items()})
-                                ['L_SGM alone'].setting)
+    methods = study.final_methods(
+        args.methods, {f: g[0] for f, g in args.grids.items()})
+    cfg = study.protocol_config(args, args.families['KDAS'], ['Kvasir'], 0,
+                                teacher_ckpt='t.pth',
+                                setting=methods['L_SGM alone'].setting)
     assert (cfg.model.alpha, cfg.model.at_weight,
             cfg.model.sgm_weight) == (0.3, 0.0, 1.0)
     with pytest.raises(ValueError, match='not a distiller'):
-        study.protocol_config(study.FAMILIES['student'], args, ['Kvasir'], 60,
-                              30, 0, setting=(('alpha', 0.5), ))
-    cfg = study.protocol_config(study.TEACHER, args, ['Kvasir'], 60, 30, 0,
-                                save_best=True)
+        study.protocol_config(args, args.families['student'], ['Kvasir'], 0,
+                              setting=(('alpha', 0.5), ))
+    cfg = study.protocol_config(args, args.teacher, ['Kvasir'], 0,
+                                teacher=True)
     assert cfg.default_hooks.checkpoint.save_best == 'PraNet-val/mDice'
+    assert cfg.default_hooks.checkpoint.rule == 'greater'
 
 
-def test_the_default_plan_fits_eight_hours():
-    args = tool.parse_args(['data'])
-    steps = study.plan_steps(args, num_val=150, num_test=100)
+def test_the_default_plan_fits_eight_hours(tmp_path):
+    args = load(tmp_path)
+    steps = study.plan_steps(args, num_val=150, num_test=100,
+                             num_train=1450)
     counts = {}
     for step in steps:
         counts[step.stage] = counts.get(step.stage, 0) + 1
@@ -110,19 +154,32 @@ def test_the_default_plan_fits_eight_hours():
     total = sum(s.minutes for s in steps)
     assert 360 < total <= 480, total
     # the teacher online costs more: over the budget, and the plan says so
-    slow = study.plan_steps(
-        tool.parse_args(['data', '--no-teacher-cache']), 150, 100)
+    slow = study.plan_steps(load(tmp_path, teacher_cache=False), 150, 100,
+                            1450)
     assert not any(s.stage == '3 caches' for s in slow)
     text = study.format_plan(slow, 480)
     assert 'WARNING: over the budget' in text
     assert 'over' not in study.format_plan(steps, 480)
 
 
-def test_arguments_are_checked():
-    with pytest.raises(SystemExit):
-        tool.parse_args(['data', '--iters', '801'])  # last not validated
-    with pytest.raises(SystemExit):
-        tool.parse_args(['data', '--seeds', '1', '2'])
+def test_bad_study_keys_are_named(tmp_path, capsys):
+    data = str(tmp_path)
+    cfg = study_config(tmp_path)
+    for options, message in (
+        (['iters=801'], 'iters must be a multiple of its validation'),
+        (['seeds=[1,2]'], 'seeds must include 0'),
+        (['device=tpu'], "device must be 'cpu' or 'cuda'"),
+        (['gpus=2'], "more than one needs device 'cuda'"),
+        (['teacher_iters=abc'], 'teacher_iters must be a int'),
+        (['families.student=configs/none.py'], 'no config configs/none.py'),
+    ):
+        argv = [cfg, data, '--work-dir', data, '--dry-run', '--cfg-options',
+                *options]
+        assert tool.main(argv) == 2, options
+        assert message in capsys.readouterr().err, options
+    assert tool.main([str(tmp_path / 'none.py'), data, '--work-dir',
+                      data]) == 2
+    assert 'no study config' in capsys.readouterr().err
 
 
 def test_test_sets_are_found(tmp_path):
@@ -230,7 +287,7 @@ class FakeRunner:
         os.makedirs(logs, exist_ok=True)
         with open(osp.join(logs, 'scalars.json'), 'w') as f:
             for step, value in zip(steps, values):
-                f.write(json.dumps({'step': step, study.VAL_KEY: value}) +
+                f.write(json.dumps({'step': step, VAL_KEY: value}) +
                         '\n')
         identity = values[-1] + cfg.randomness.seed
         if model.type == 'KDASDistiller':
@@ -287,13 +344,46 @@ def _data_root(tmp_path):
     return str(tmp_path / 'data')
 
 
+#: Options of the previous tool, now keys of the study config.
+_KEYS = {
+    '--seeds', '--teacher-seeds', '--iters', '--teacher-iters',
+    '--val-interval', '--teacher-val-interval', '--teacher-tolerance',
+    '--gate-margin', '--threads', '--budget-minutes'
+}
+_LISTS = {'--seeds', '--teacher-seeds'}
+
+
 def _argv(tmp_path, *extra):
-    return [
-        _data_root(tmp_path), '--work-dir',
-        str(tmp_path / 'work'), '--teacher-iters', '4',
-        '--teacher-val-interval', '2', '--iters', '2', '--val-interval', '2',
-        '--num-workers', '0', *extra
+    """The tool's arguments at toy size; ``extra`` may set keys of the
+    study config as options (``'--iters', '4'``)."""
+    options = [
+        'teacher_iters=4', 'teacher_val_interval=2', 'iters=2',
+        'val_interval=2'
     ]
+    rest, extra = [], list(extra)
+    while extra:
+        flag = extra.pop(0)
+        if flag == '--no-teacher-cache':
+            options.append('teacher_cache=False')
+        elif flag in _KEYS:
+            values = []
+            while extra and not extra[0].startswith('--'):
+                values.append(extra.pop(0))
+            value = (f'[{",".join(values)}]'
+                     if flag in _LISTS else values[0])
+            options.append(f'{flag[2:].replace("-", "_")}={value}')
+        else:
+            rest.append(flag)
+    return [
+        study_config(tmp_path),
+        _data_root(tmp_path), '--work-dir',
+        str(tmp_path / 'work'), *rest, '--cfg-options', *options
+    ]
+
+
+def _args(argv):
+    """The settings the tool runs the study with."""
+    return tool.study_args(argv)
 
 
 def _kinds(calls):
@@ -412,17 +502,22 @@ def test_an_accepted_disagreement_continues_and_is_reported(tmp_path):
 def test_a_work_dir_of_another_protocol_is_refused(tmp_path, capsys):
     runner = FakeRunner(teacher_curves={0: [0.70, 0.73], 1: [0.71, 0.74]})
     tool.main(_argv(tmp_path), runner)
-    argv = _argv(tmp_path)
-    argv[argv.index('--iters') + 1] = '4'
+    argv = _argv(tmp_path, '--iters', '4')
     assert tool.main(argv, FakeRunner()) == 2
     assert 'iters' in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_plan_only(tmp_path, capsys):
     runner = FakeRunner()
-    assert tool.main([str(tmp_path / 'none'), '--dry-run'], runner) == 0
+    assert tool.main([
+        study_config(tmp_path),
+        str(tmp_path / 'none'), '--work-dir',
+        str(tmp_path / 'work'), '--dry-run'
+    ], runner) == 0
     out = capsys.readouterr().out
-    assert 'validation split: 150 images' in out
+    assert ('validation split: 150 of 0 training images (the list '
+            'pranet_val.txt)') in out
+    assert 'seconds per step from the study config' in out
     assert '4 grid: 15 step(s)' in out and 'total:' in out
     assert runner.calls == []
 
@@ -450,7 +545,7 @@ def _without(records, test_set):
 
 def test_a_test_set_added_after_the_run_is_tested_alone(tmp_path, capsys):
     argv = _argv(tmp_path)
-    etis = osp.join(argv[0], 'TestDataset', 'ETIS')
+    etis = osp.join(argv[1], 'TestDataset', 'ETIS')
     shutil.rmtree(etis)  # a study finished on Kvasir alone
     assert tool.main(argv, FakeRunner()) == 0
     work = tmp_path / 'work'
@@ -475,7 +570,7 @@ def test_a_test_set_added_after_the_run_is_tested_alone(tmp_path, capsys):
         assert osp.basename(cmd[2]) == 'test_ETIS.py'
         cfg = Config.fromfile(cmd[2], import_custom_modules=False)
         assert cfg.test_dataloader.dataset.test_set == 'ETIS'
-        assert cfg.test_dataloader.dataset.data_root == argv[0]
+        assert cfg.test_dataloader.dataset.data_root == argv[1]
     after = _records(work)
     assert _without(after, 'ETIS') == before  # the figures recorded stay
     tested = [r for r in after.values() if 'test' in r]
@@ -606,7 +701,7 @@ def test_a_ledger_carries_the_run_to_a_fresh_work_dir(tmp_path, capsys):
 def test_a_test_set_added_after_a_ledger_run_is_tested_elsewhere(
         tmp_path, capsys):
     argv = _ledger_argv(tmp_path, 'machine1')
-    etis = osp.join(argv[0], 'TestDataset', 'ETIS')
+    etis = osp.join(argv[1], 'TestDataset', 'ETIS')
     shutil.rmtree(etis)
     assert tool.main(argv, FakeRunner()) == 0
     ledger = tmp_path / 'ledger'
@@ -701,7 +796,7 @@ def test_commands_run_on_pinned_cpu_code_paths(tmp_path):
 
 
 def test_what_another_machine_added_to_the_ledger_is_kept(tmp_path):
-    args = tool.parse_args(_ledger_argv(tmp_path, 'machine1'))
+    args = _args(_ledger_argv(tmp_path, 'machine1'))
     experiment = study.Experiment(args, [], FakeRunner())
     run_dir = osp.join(experiment.work, 'runs', 'student', 'default', 'seed0')
     os.makedirs(run_dir)
@@ -795,7 +890,7 @@ def test_a_rerun_from_scratch_is_compared_figure_by_figure(
 
     # a rerun that ends with other bits is reported with its differences
     other = FakeRunner(machine=1e-6)
-    one = study.Experiment(tool.parse_args(_argv(tmp_path)), ['Kvasir'],
+    one = study.Experiment(_args(_argv(tmp_path)), ['Kvasir'],
                            other)
     assert tool.main(_argv(tmp_path), FakeRunner()) == 0
     one()
