@@ -45,7 +45,8 @@ test_pipeline = [
     dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}}),
 ]
 run_replace = dict(
-    train_dataloader=dict(batch_size=16, dataset=dict(pipeline=train_pipeline)),
+    train_dataloader=dict(
+        batch_size=16, dataset=dict(pipeline=train_pipeline)),
     val_dataloader=dict(dataset=dict(pipeline=test_pipeline)),
     test_dataloader=dict(dataset=dict(pipeline=test_pipeline)))
 run_merge = dict(optim_wrapper=dict(optimizer=dict(lr=1e-4)))

@@ -83,13 +83,13 @@ from .configs import (cache_command, cache_name, family_sources, plan_caches,
 from .experiment import Experiment, run_study
 from .ledger import (RECORD, Ledger, compare_records, format_rerun, read_json,
                      tested_sets, untested_sets, write_json)
-from .plan import (Step, count_images, find_test_sets, format_plan,
-                   plan_steps, plan_test_sets, recorded_selection, steps_done,
-                   steps_left)
-from .protocol import (MEASURES, RESULTS, ROOT, TIMINGS, ProtocolError, Run, Scores, Setting, best_checkpoint,
-                       best_checkpoint_file, check_gate, choose_teacher,
-                       final_methods, grid_runs, select_setting, setting_label,
-                       setting_slug, teacher_checkpoint)
+from .plan import (Step, count_images, find_test_sets, format_plan, plan_steps,
+                   plan_test_sets, recorded_selection, steps_done, steps_left)
+from .protocol import (MEASURES, RESULTS, ROOT, TIMINGS, ProtocolError, Run,
+                       Scores, Setting, best_checkpoint, best_checkpoint_file,
+                       check_gate, choose_teacher, final_methods, grid_runs,
+                       select_setting, setting_label, setting_slug,
+                       teacher_checkpoint)
 from .report import (grid_summary, plot, reported_sets, results_summary,
                      trained_on, write_report)
 from .runner import (MINUTES, STARTED, Trainer, account_interrupted_attempt,

@@ -24,7 +24,8 @@ into ``docs/polyp_experiment/`` (what is committed), and ``rerun.md`` and
   ``results.md``, the plots and ``rerun.md``.
 
 Without results (nothing committed yet) every block says so and no model
-has ``Results`` (the metafiles show the size, batch and iterations of :data:`PRESET`).
+has ``Results`` (the metafiles show the size, batch and iterations of
+:data:`PRESET`).
 ``--check`` writes nothing and exits with status 1, naming every file that
 differs from what it would write (a test runs it on the repository, so the
 cards cannot drift from the committed results).

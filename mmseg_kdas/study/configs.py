@@ -287,6 +287,10 @@ def selected_config(args: argparse.Namespace, test_sets: Sequence[str],
     """
     base = args.families['KDAS']
     cfg = _load(base)
+    if cfg.get('train_dataloader') is None:  # a model without data: the
+        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader',
+                    'val_evaluator', 'test_evaluator'):  # study's
+            cfg[key] = copy.deepcopy(args.run_replace[key])
     train = cfg.train_dataloader.dataset
     train.update(data_root=args.data_root, split='train-minus-val',
                  split_file=args.split_file)

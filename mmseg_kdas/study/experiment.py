@@ -17,8 +17,6 @@ from .ledger import (compare_records, format_rerun, read_json, untested_sets,
                      write_json)
 from .plan import (count_images, find_test_sets, format_plan, plan_steps,
                    plan_test_sets, recorded_selection, steps_done)
-from .speed import machine_speed
-from .split import validation_split
 from .protocol import (ProtocolError, Run, Setting, best_checkpoint,
                        best_checkpoint_file, check_gate, choose_teacher,
                        final_methods, grid_runs, select_setting,
@@ -26,6 +24,8 @@ from .protocol import (ProtocolError, Run, Setting, best_checkpoint,
 from .report import grid_summary, write_report
 from .runner import Trainer
 from .runner import run as run_command
+from .speed import machine_speed
+from .split import validation_split
 
 
 class Experiment(Trainer):

@@ -2,9 +2,10 @@
 
 The steps of the protocol in the order they run, with their estimated
 minutes (from the seconds per step and image the study measured on this
-machine, :mod:`.speed`, or its config gives), which of them the work dir or the ledger has
-recorded, which runs a fresh work dir trains again for their files, and
-which test sets the recorded tests lack (:func:`plan_test_sets`).
+machine, :mod:`.speed`, or its config gives), which of them the work dir
+or the ledger has recorded, which runs a fresh work dir trains again for
+their files, and which test sets the recorded tests lack
+(:func:`plan_test_sets`).
 """
 import argparse
 import math
@@ -17,6 +18,7 @@ from .configs import cache_name, family_sources, plan_caches
 from .ledger import RECORD, read_json, tested_sets, untested_sets
 from .protocol import (Run, Scores, Setting, final_methods, grid_runs,
                        select_setting)
+
 
 class Step(NamedTuple):
     """A step of the plan: its stage, its folder under the work dir (where

@@ -16,8 +16,8 @@ from typing import Dict, List, Sequence, Tuple
 from mmseg_kdas.utils.atomic import atomic_write_text
 from .configs import protocol_settings
 from .ledger import tested_sets, untested_sets, write_json
-from .protocol import (MEASURES, RESULTS, ROOT, Scores, Setting,
-                       final_methods, setting_label)
+from .protocol import (MEASURES, RESULTS, ROOT, Scores, Setting, final_methods,
+                       setting_label)
 from .stats import gap_share, summarize
 
 
@@ -92,7 +92,8 @@ def write_report(args: argparse.Namespace, work: str,
         f'iteration {teacher["iter"]}. Gate: teacher {teacher["value"]:.4f}'
         f' vs plain student (seed 0) {teacher["student_val"]:.4f}, lead '
         f'{teacher["lead"]:+.4f} (required {args.gate_margin:g}).', '',
-        f'Grid ({args.val_key} at the last iteration, seed 0; chosen in bold):',
+        f'Grid ({args.val_key} at the last iteration, seed 0; chosen in '
+        'bold):',
         '', '| method | setting | validation mDice |', '|---|---|---|'
     ]
     for family, grid in args.grids.items():

@@ -2,8 +2,8 @@
 
 Every command runs in this checkout; on a CPU study on pinned CPU code
 paths (:func:`reproducible_env`) with CUDA hidden, on a CUDA study as it
-is (``gpus`` > 1: ``tools/dist_train.sh``). A training attempt that was killed is counted
-when the run resumes (:func:`account_interrupted_attempt`).
+is (``gpus`` > 1: ``tools/dist_train.sh``). A training attempt that was
+killed is counted when the run resumes (:func:`account_interrupted_attempt`).
 :class:`Trainer` trains, trains again and tests the runs of a work dir.
 """
 import glob
@@ -280,8 +280,8 @@ class Trainer(Ledger):
             machine=machine_description())
         if not diverged:
             if iters not in curve:
-                raise RuntimeError(f'{run_dir}: no {self.val_key} at iteration '
-                                   f'{iters} in its logs')
+                raise RuntimeError(f'{run_dir}: no {self.val_key} at '
+                                   f'iteration {iters} in its logs')
             record['weights'] = weights_digest(outputs[0])
         if to_ledger:
             self.save_record(run_dir, record)

@@ -194,4 +194,3 @@ def load_study(study_file: str,
     for key, value in flags.items():
         setattr(args, key, value)
     return args
-

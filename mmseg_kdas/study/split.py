@@ -13,8 +13,8 @@ import os.path as osp
 import shutil
 from typing import List, Optional, Tuple
 
-from mmseg_kdas.datasets.pranet_split import read_split_file
 from mmseg_kdas.datasets.polyp import index_by_stem
+from mmseg_kdas.datasets.pranet_split import read_split_file
 from mmseg_kdas.datasets.study_split import (make_study_val_split,
                                              write_study_val_split)
 

@@ -137,8 +137,8 @@ def test_final_methods_hold_the_ablation_and_tuned_only_if_different():
 
 def test_grids_are_small_and_hold_the_published_settings():
     assert all(len(g) <= 4 for g in GRIDS.values())
-    assert GRIDS['KDAS'][0] == (('alpha', 0.3),
-                                      ('loss_at.temperature', 2.0))
+    assert GRIDS['KDAS'][0] == (('alpha', 0.3), ('loss_at.temperature',
+                                                 2.0))
     cwd = [dict(s) for s in GRIDS['CWD']]
     assert {s['loss_at.temperature'] for s in cwd} == {1.0, 4.0}
     assert {'loss_at.temperature': 1.0, 'loss_at.loss_weight': 5.0} in cwd

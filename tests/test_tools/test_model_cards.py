@@ -121,7 +121,8 @@ def test_a_rerun_is_copied_and_shown(tmp_path):
     argv = _argv(tmp_path, '--rerun', 'runs/student/*/seed1')
     assert experiment.main(argv, FakeRunner()) == 0
     root = _fake_repo(tmp_path)
-    assert tool.main(['--cards', str(tmp_path / 'work'), '--root', str(root)]) == 0
+    assert tool.main(
+        ['--cards', str(tmp_path / 'work'), '--root', str(root)]) == 0
     rerun = (tmp_path / 'work' / 'rerun.md').read_text()
     assert (root / cards.DOCS / 'rerun.md').read_text() == rerun
     assert (root / cards.DOCS / 'rerun.json').is_file()
@@ -137,7 +138,8 @@ def test_a_failed_agreement_check_is_stated_on_the_cards(tmp_path):
     assert experiment.main(_argv(tmp_path, '--accept-teacher-disagreement'),
                            FakeRunner(teacher_curves=curves)) == 0
     root = _fake_repo(tmp_path)
-    assert tool.main(['--cards', str(tmp_path / 'work'), '--root', str(root)]) == 0
+    assert tool.main(
+        ['--cards', str(tmp_path / 'work'), '--root', str(root)]) == 0
     for folder in ('configs/kdas', 'configs/kd_baselines'):
         readme = (root / folder / 'README.md').read_text()
         assert ("The teacher runs' agreement check failed (their best "
