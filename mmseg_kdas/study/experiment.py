@@ -440,7 +440,11 @@ def run_study(args: argparse.Namespace,
           f'images ({made}).')
     args.speed_source = 'seconds per step from the study config'
     if args.speed is None:
-        args.speed = machine_speed(args, work, save=not args.dry_run)
+        try:
+            args.speed = machine_speed(args, work, save=not args.dry_run)
+        except ProtocolError as err:
+            print(f'kd_study: stopped: {err}', file=sys.stderr)
+            return 2
         args.speed_source = 'seconds per step measured on this machine'
     steps, notes = plan_test_sets(
         plan_steps(args, len(val), num_test, num_train,

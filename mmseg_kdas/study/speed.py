@@ -15,6 +15,7 @@ import os.path as osp
 from typing import Dict
 
 from .ledger import read_json, write_json
+from .protocol import ProtocolError
 from .runner import machine_description
 
 SPEED_FILE = 'speed.json'
@@ -108,7 +109,18 @@ def machine_speed(args: argparse.Namespace, work: str,
         args: The study's settings.
         work: The work dir (``speed.json``).
         save: Keep a new measurement there.
+
+    Raises:
+        ProtocolError: A CUDA study on a machine without CUDA.
     """
+    if args.device == 'cuda':
+        import torch
+        if not torch.cuda.is_available():
+            raise ProtocolError(
+                "device 'cuda' but this machine has no CUDA device to time: "
+                'run the study where it trains, or give the seconds per step '
+                "in the study config's speed key (its dry run then plans "
+                'with them)')
     key = dict(machine=machine_description(), size=args.size,
                batch_size=args.batch_size, device=args.device,
                threads=args.threads, teacher=args.teacher,

@@ -97,3 +97,40 @@ def test_the_plan_measures_this_machine(tmp_path):
     assert seconds['kd_online'] > seconds['student']
     assert seconds['kd_cached'] == pytest.approx(seconds['student'] * 1.1)
     assert seconds['eval_student'] > 0.1  # the reading and the metric
+
+
+def test_a_cuda_study_without_cuda_or_seconds_stops(tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA')
+    data = make_synthetic_polyp_dataset(
+        str(tmp_path / 'data'), num_train=4, num_test=1)
+    argv = [osp.join(ROOT, 'configs/kd_study/polyp-gpu-352.py'), data,
+            '--work-dir', str(tmp_path / 'work'), '--dry-run',
+            '--cfg-options', 'speed=None']
+    assert tool.main(argv) == 2
+    assert "device 'cuda' but this machine has no CUDA" in (
+        capsys.readouterr().err)
+
+
+def test_training_commands_by_device():
+    one = study.runner.train_command('c.py', 'w')
+    assert one[1:] == ['tools/train.py', 'c.py', '--work-dir', 'w',
+                       '--resume']
+    assert study.runner.train_command('c.py', 'w', gpus=4) == [
+        'bash', 'tools/dist_train.sh', 'c.py', '4', '--work-dir', 'w',
+        '--resume'
+    ]
+
+
+def test_a_cpu_study_hides_cuda_and_a_cuda_study_keeps_the_environment(
+        tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '0')
+    monkeypatch.setenv('MKL_CBWR', 'AUTO')
+    code = ('import os; print(os.environ["CUDA_VISIBLE_DEVICES"] or "-", '
+            'os.environ["MKL_CBWR"])')
+    log = str(tmp_path / 'log.txt')
+    study.run([sys.executable, '-c', code], log, threads=2)
+    study.run([sys.executable, '-c', code], log, threads=2, device='cuda')
+    assert open(log).read().split() == ['-', 'AVX2,STRICT', '0', 'AUTO']
