@@ -12,7 +12,7 @@ CONFIGS = osp.join(ROOT, 'tests', 'data', 'configs')
 
 def load_tool(path: str):
     """Import a tool script of the repository (e.g.
-    ``'tools/analysis_tools/polyp_experiment.py'``) as a module."""
+    ``'tools/kd_study.py'``) as a module."""
     name = osp.splitext(osp.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, path))
     module = importlib.util.module_from_spec(spec)

@@ -7,7 +7,7 @@
 #   bash tools/demo.sh          # everything under work_dirs/demo
 #
 # It runs with the CPU settings of the study (reproducible_env of
-# tools/analysis_tools/polyp_experiment.py): the same CPU code paths
+# mmseg_kdas.study, used by tools/kd_study.py): the same CPU code paths
 # (AVX2) and 2 threads on every x86-64 machine with AVX2, and every
 # training iteration seeded from (seed, iteration) by IterationSeedHook
 # (configs/demo), so its figures are the same to the digit on any such

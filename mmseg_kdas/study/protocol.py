@@ -169,7 +169,7 @@ def choose_teacher(curves: Dict[int, Dict[int, float]],
         raise ProtocolError(
             f'the teacher runs disagree: best validation mean Dice '
             f'{described}; {spread:.4f} apart, more than '
-            f'--teacher-tolerance {tolerance:g}. The endpoint is not stable '
+            f'teacher_tolerance {tolerance:g}. The endpoint is not stable '
             'enough to distil from: lengthen or change the teacher '
             'schedule and rerun, or continue from this teacher with '
             '--accept-teacher-disagreement (the report then says so).')
@@ -202,7 +202,7 @@ def check_gate(teacher: float, student: float, margin: float) -> float:
             f'the teacher is not {margin:g} ahead of the plain student on '
             f'validation: teacher {teacher:.4f}, plain student (seed 0) '
             f'{student:.4f}, lead {lead:+.4f}. No student is distilled from '
-            'it: train a stronger teacher (more --teacher-iters) and rerun.')
+            'it: train a stronger teacher (a larger teacher_iters) and rerun.')
     return lead
 
 

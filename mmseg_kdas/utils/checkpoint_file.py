@@ -337,8 +337,8 @@ def state_dict_digest(state_dict: Mapping[str, Tensor]) -> str:
         state_dict: The weights (CPU tensors).
 
     Returns:
-        The digest; the ledger of ``tools/analysis_tools/polyp_experiment.py``
-        stores it, so it must not change for the same weights.
+        The digest; the study's ledger (``tools/kd_study.py``) stores it,
+        so it must not change for the same weights.
     """
     digest = hashlib.sha256()
     for name in sorted(state_dict):

@@ -17,9 +17,9 @@ from mmseg_kdas.utils.checkpoint_file import (CheckpointError,
                                               state_dict_mismatch,
                                               weights_digest)
 
-# state_dict_digest of _pinned() as tools/analysis_tools/polyp_experiment.py
-# computed it before the digest moved here; the ledger in
-# docs/polyp_experiment/ledger holds digests of this function
+# state_dict_digest of _pinned() as the study's tool computed it before
+# the digest moved here; the study's ledger (tools/kd_study.py,
+# docs/polyp_experiment/ledger) holds digests of this function
 PINNED = '9cfb53aa39f4de4b6fc916821cd25c4369d50d5d7cc80abd9cadaa1546f56ba2'
 
 
