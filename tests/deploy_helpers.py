@@ -7,9 +7,18 @@ the Polyp-PVT decoder's products of feature maps grow the logits to
 thousands, where float32 rounding alone moves them by 1e-2 and
 probabilities near 0.5 by up to a quarter of that. Calibrated, the logits
 stay within tens, as a trained model's.
+
+:func:`run_tool` runs a tool's ``__main__`` in the test's process;
+:func:`one_thread`, imported by a test module, runs it on one thread.
 """
+import os.path as osp
+import runpy
+import sys
+
 import numpy as np
+import pytest
 import torch
+from conftest import ROOT
 from mmengine.config import Config
 
 from mmseg_kdas import testing
@@ -72,3 +81,26 @@ def calibrate_batch_norm(model: torch.nn.Module, images: np.ndarray) -> None:
     with torch.no_grad():
         model(x, mode='tensor')
     model.eval()
+
+
+def run_tool(monkeypatch, tool: str, *args) -> int:
+    """Run a tool's ``__main__`` in this process; return its exit status."""
+    monkeypatch.setattr(sys, 'argv', [tool, *map(str, args)])
+    try:
+        runpy.run_path(osp.join(ROOT, tool), run_name='__main__')
+    except SystemExit as exit_:
+        if isinstance(exit_.code, int) or exit_.code is None:
+            return exit_.code or 0
+        print(exit_.code, file=sys.stderr)  # as the interpreter would
+        return 1
+    return 0
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    """One CPU thread (tiny models; torch's threads wait long for each
+    other on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

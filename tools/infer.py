@@ -1,7 +1,8 @@
 """Segment an image, a folder of images or a video (PyTorch, ORT, OpenVINO).
 
     python tools/infer.py INPUT MODEL [CHECKPOINT] --out DIR
-        [--backend pytorch|onnxruntime|openvino] [--precision auto|f32|bf16]
+        [--backend pytorch|onnxruntime|openvino]
+        [--precision auto|f32|bf16|int8]
         [--shape H W] [--threads N] [--save-prob] [--save-overlay]
         [--no-spinning] [--no-progress]
 
@@ -10,13 +11,15 @@ MODEL is a config with its CHECKPOINT (PyTorch) or an ``.onnx`` file from
 ``--backend openvino``); the backend follows from the file unless given.
 OpenVINO computes in bfloat16 where the CPU has it natively and in
 float32 elsewhere (``--precision auto``, the default); ``f32`` asks for
-float32, ``bf16`` insists on bfloat16. INPUT is an image, a folder of
-images or a video. Under DIR: ``masks/<name>.png`` (0 / 255 at the
-image's size) for every image or frame (``<video>_<frame:06d>.png``),
-``probs/`` and ``overlays/`` on request, ``<video>_overlay.mp4`` for a
-video (overlay and running FPS on each frame) and ``summary.json``.
-Unreadable images and frames are named, skipped and listed at the end; the
-exit status is then 1.
+float32, ``bf16`` insists on bfloat16. ``--precision int8`` runs the INT8
+twin of the file under ONNX Runtime (``FILE.int8.onnx``, written by
+``pytorch2onnx.py --precision int8``; never the default). INPUT is an
+image, a folder of images or a video. Under DIR: ``masks/<name>.png``
+(0 / 255 at the image's size) for every image or frame
+(``<video>_<frame:06d>.png``), ``probs/`` and ``overlays/`` on request,
+``<video>_overlay.mp4`` for a video (overlay and running FPS on each
+frame) and ``summary.json``. Unreadable images and frames are named,
+skipped and listed at the end; the exit status is then 1.
 """
 import argparse
 import sys
@@ -25,8 +28,7 @@ import cv2
 
 from mmseg_kdas.deployment.backends import (BACKENDS,
                                             OPENVINO_DEFAULT_PRECISION,
-                                            OPENVINO_PRECISIONS,
-                                            build_predictor)
+                                            PRECISIONS, build_predictor)
 from mmseg_kdas.deployment.inference import infer, input_kind
 from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
 
@@ -45,10 +47,11 @@ def parse_args():
         help='default: onnxruntime for an .onnx file, else pytorch')
     parser.add_argument(
         '--precision',
-        choices=OPENVINO_PRECISIONS,
+        choices=PRECISIONS,
         default=None,
         help='OpenVINO arithmetic: auto = bf16 where the CPU has it '
-        f'natively, else f32 (default: {OPENVINO_DEFAULT_PRECISION})')
+        f'natively, else f32 (default: {OPENVINO_DEFAULT_PRECISION}); '
+        'int8: the ONNX Runtime model FILE.int8.onnx')
     parser.add_argument(
         '--shape',
         type=int,

@@ -9,6 +9,9 @@ tools):
 - :mod:`.model`: :class:`DeployModel`, RGB pixels to logits or
   probabilities;
 - :mod:`.export`: ONNX export and its checks against PyTorch and mmseg;
+- :mod:`.quantize`: the INT8 twin of an export (ONNX Runtime, static
+  QDQ, calibrated on training images) and its agreement with the float
+  model;
 - :mod:`.pipeline`: pre- and post-processing shared by every backend;
 - :mod:`.backends`: PyTorch, ONNX Runtime and OpenVINO predictors;
 - :mod:`.inference`: images, folders and videos (``tools/infer.py``);

@@ -15,6 +15,11 @@ support (``OPTIMIZATION_CAPABILITIES`` has ``BF16``: AVX512-BF16 or AMX),
 float32 elsewhere; ``'f32'`` and ``'bf16'`` ask for one.
 :data:`OPENVINO_DEFAULT_PRECISION` is what ``tools/infer.py`` and the
 benchmark take without ``--precision``.
+
+ONNX Runtime runs float32, or with ``precision='int8'`` the INT8 twin of
+the model file (``student.int8.onnx`` next to ``student.onnx``, written by
+:func:`~mmseg_kdas.deployment.quantize.quantize_onnx`); INT8 is never
+taken by default (:data:`PRECISIONS`).
 """
 import json
 import os.path as osp
@@ -22,13 +27,15 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .spec import METADATA_KEY, DeploySpec, sidecar_path
+from .spec import (INT8_SUFFIX, METADATA_KEY, DeploySpec, int8_path,
+                   sidecar_path)
 
 __all__ = [
     'Predictor', 'PyTorchPredictor', 'OnnxRuntimePredictor',
     'OpenVINOPredictor', 'ort_session', 'read_onnx_spec',
     'openvino_native_bf16', 'openvino_precision', 'build_predictor',
-    'BACKENDS', 'OPENVINO_PRECISIONS', 'OPENVINO_DEFAULT_PRECISION'
+    'BACKENDS', 'OPENVINO_PRECISIONS', 'OPENVINO_DEFAULT_PRECISION',
+    'PRECISIONS'
 ]
 
 BACKENDS = ('pytorch', 'onnxruntime', 'openvino')
@@ -41,6 +48,10 @@ OPENVINO_PRECISIONS = ('auto', 'f32', 'bf16')
 #: test images; measured -0.00002 and +0.00001, README "Backends and
 #: precisions").
 OPENVINO_DEFAULT_PRECISION = 'auto'
+#: Every ``--precision`` of ``tools/infer.py``: OpenVINO's, and ``'int8'``
+#: for ONNX Runtime (the model's ``.int8.onnx`` twin; not a default until
+#: checked on trained students).
+PRECISIONS = OPENVINO_PRECISIONS + ('int8', )
 
 
 class Predictor:
@@ -49,7 +60,8 @@ class Predictor:
     Attributes:
         spec: The model's spec.
         backend: ``'pytorch'``, ``'onnxruntime'`` or ``'openvino'``.
-        precision: Arithmetic of the network: ``'f32'`` or ``'bf16'``.
+        precision: Arithmetic of the network: ``'f32'``, ``'bf16'`` or
+            ``'int8'``.
     """
     spec: DeploySpec
     backend: str
@@ -181,6 +193,10 @@ def read_onnx_spec(onnx_path: str, session=None) -> DeploySpec:
 class OnnxRuntimePredictor(Predictor):
     """An exported ``.onnx`` file run by ONNX Runtime on the CPU.
 
+    Its precision is ``'int8'`` for a file that
+    :func:`~mmseg_kdas.deployment.quantize.quantize_onnx` wrote (its spec
+    says so), else ``'f32'``.
+
     Args:
         onnx_path: Written by ``tools/deployment/pytorch2onnx.py``.
         threads: Intra-op threads (None: ONNX Runtime's default).
@@ -197,6 +213,7 @@ class OnnxRuntimePredictor(Predictor):
         self.session = ort_session(
             onnx_path, threads, level=level, spinning=spinning)
         self.spec = read_onnx_spec(onnx_path, self.session)
+        self.precision = self.spec.source.get('precision', 'f32')
         names = [i.name for i in self.session.get_inputs()]
         if names != [self.spec.input_name]:
             raise ValueError(f'{onnx_path}: inputs {names}, expected '
@@ -285,6 +302,11 @@ class OpenVINOPredictor(Predictor):
         self.precision = openvino_precision(
             precision or OPENVINO_DEFAULT_PRECISION, self.core)
         self.spec = read_onnx_spec(onnx_path)
+        if self.spec.source.get('precision') == 'int8':
+            raise ValueError(
+                f'{onnx_path} is an INT8 model, which only the onnxruntime '
+                'backend runs; give OpenVINO the float model '
+                f'({self.spec.source.get("float_model")})')
         self.onnx_path = onnx_path
         try:
             self.model = self.core.read_model(onnx_path)
@@ -366,7 +388,9 @@ def build_predictor(model: str,
             ``.onnx`` file has its size fixed, which must then be this.
         spinning: Of ONNX Runtime's threads (see :func:`ort_session`).
         precision: Of OpenVINO (:data:`OPENVINO_PRECISIONS`; None:
-            :data:`OPENVINO_DEFAULT_PRECISION`); the other backends run
+            :data:`OPENVINO_DEFAULT_PRECISION`), or ``'int8'`` for ONNX
+            Runtime, which then runs the INT8 twin of ``model``
+            (``model.int8.onnx``; ``model`` may name it); PyTorch runs
             float32 only.
     """
     is_onnx = model.endswith('.onnx')
@@ -374,9 +398,26 @@ def build_predictor(model: str,
     if backend not in BACKENDS:
         raise ValueError(f'backend must be one of {BACKENDS}, got '
                          f'{backend!r}')
-    if precision not in (None, 'f32') and backend != 'openvino':
+    if precision not in (None, ) + PRECISIONS:
+        raise ValueError(f'precision must be one of {PRECISIONS}, got '
+                         f'{precision!r}')
+    if precision == 'int8' and backend != 'onnxruntime':
+        supported = ', '.join(OPENVINO_PRECISIONS) \
+            if backend == 'openvino' else 'f32'
+        raise ValueError(f'--precision int8: only the onnxruntime backend '
+                         f'runs the INT8 model; {backend} runs {supported}')
+    if precision not in (None, 'f32', 'int8') and backend != 'openvino':
         raise ValueError(f'--precision {precision}: only the openvino '
-                         f'backend has one; {backend} runs float32')
+                         f'backend has it; {backend} runs f32' +
+                         (' or int8' if backend == 'onnxruntime' else ''))
+    if precision == 'int8' and is_onnx and not model.endswith(INT8_SUFFIX):
+        quantized = int8_path(model)
+        if not osp.isfile(quantized):
+            raise FileNotFoundError(
+                f'--precision int8: {quantized} not found; make it with '
+                'tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out '
+                f'{model} --precision int8')
+        model = quantized
     if backend in ('onnxruntime', 'openvino'):
         if not is_onnx:
             raise ValueError(
@@ -388,6 +429,9 @@ def build_predictor(model: str,
         predictor = OpenVINOPredictor(model, threads, precision) \
             if backend == 'openvino' else OnnxRuntimePredictor(
                 model, threads, spinning)
+        if precision == 'int8' and predictor.precision != 'int8':
+            raise ValueError(f'--precision int8: {model} is a float model '
+                             '(its spec records no INT8 quantisation)')
         if shape is not None and tuple(shape) != predictor.spec.input_size:
             raise ValueError(f'{model} was exported for '
                              f'{predictor.spec.input_size}, not {shape}; '

@@ -38,13 +38,17 @@ VIDEO_SHARE_TARGET = 0.85
 
 
 def backend_label(backend: str, precision: str) -> str:
-    """``'openvino <precision>'`` for OpenVINO, else the backend's name."""
-    return backend if backend != 'openvino' else f'openvino {precision}'
+    """``'openvino <precision>'`` for OpenVINO, ``'<backend> int8'`` for
+    INT8, else the backend's name."""
+    if backend == 'openvino' or precision != 'f32':
+        return f'{backend} {precision}'
+    return backend
 
 
 def backend_runners(model: Optional[torch.nn.Module], onnx_path: str,
                     backends: List[str], threads: int, ort_level: str,
-                    precisions: List[str]
+                    precisions: List[str],
+                    int8_path: Optional[str] = None
                     ) -> Dict[Tuple[str, str], Callable]:
     """``(backend, precision) -> fn(batch)`` for the selected backends.
 
@@ -57,6 +61,9 @@ def backend_runners(model: Optional[torch.nn.Module], onnx_path: str,
         threads: CPU threads of ONNX Runtime and OpenVINO.
         ort_level: ONNX Runtime's graph optimisations.
         precisions: OpenVINO's, one runner each.
+        int8_path: The INT8 twin of ``onnx_path``
+            (:func:`~mmseg_kdas.deployment.quantize.quantize_onnx`), run by
+            ONNX Runtime as ``('onnxruntime', 'int8')``.
 
     Returns:
         Functions of an ``N x H x W x 3`` uint8 batch.
@@ -72,6 +79,9 @@ def backend_runners(model: Optional[torch.nn.Module], onnx_path: str,
     if 'onnxruntime' in backends:
         out['onnxruntime', 'f32'] = OnnxRuntimePredictor(
             onnx_path, threads, level=ort_level)
+        if int8_path:
+            out['onnxruntime', 'int8'] = OnnxRuntimePredictor(
+                int8_path, threads, level=ort_level)
     if 'openvino' in backends:
         for precision in precisions:
             out['openvino', precision] = OpenVINOPredictor(

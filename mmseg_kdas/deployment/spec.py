@@ -39,10 +39,15 @@ from typing import List, Optional, Tuple
 
 from mmseg_kdas.utils.atomic import atomic_write_text
 
-__all__ = ['DeploySpec', 'METADATA_KEY', 'sidecar_path']
+__all__ = [
+    'DeploySpec', 'METADATA_KEY', 'INT8_SUFFIX', 'sidecar_path', 'int8_path'
+]
 
 #: Key of the JSON spec in the ``metadata_props`` of an exported model.
 METADATA_KEY = 'mmseg_kdas.deploy_spec'
+#: Ending of the INT8 version of an exported model (``student.onnx`` ->
+#: ``student.int8.onnx``, :mod:`~mmseg_kdas.deployment.quantize`).
+INT8_SUFFIX = '.int8.onnx'
 
 _FORMAT = 'mmseg-kdas-deploy'
 _FORMAT_VERSION = 2
@@ -215,3 +220,8 @@ class DeploySpec:
 def sidecar_path(onnx_path: str, suffix: str = '.json') -> str:
     """``model.onnx`` -> ``model.json``."""
     return osp.splitext(onnx_path)[0] + suffix
+
+
+def int8_path(onnx_path: str) -> str:
+    """``model.onnx`` -> ``model.int8.onnx``."""
+    return osp.splitext(onnx_path)[0] + INT8_SUFFIX

@@ -17,16 +17,16 @@ import io
 import json
 import os
 import os.path as osp
-import runpy
-import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, write_binary_dataset
+from conftest import write_binary_dataset
+from deploy_helpers import one_thread  # noqa: F401 (autouse fixture)
 from deploy_helpers import (PREPROCESSOR, SIZE, calibrate_batch_norm,
-                            config_for, softmax_segformer, tiny_polyp_pvt)
+                            config_for, run_tool, softmax_segformer,
+                            tiny_polyp_pvt)
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import TRANSFORMS
@@ -40,29 +40,6 @@ from mmseg_kdas.deployment.model import (DeployModel, build_deploy_model,
                                          deploy_spec, load_segmentor_weights)
 from mmseg_kdas.deployment.pipeline import postprocess, preprocess, read_image
 from mmseg_kdas.testing import tiny_binary_segformer
-
-
-def run_tool(monkeypatch, tool: str, *args) -> int:
-    """Run a tool's ``__main__`` in this process; return its exit status."""
-    monkeypatch.setattr(sys, 'argv', [tool, *map(str, args)])
-    try:
-        runpy.run_path(osp.join(ROOT, tool), run_name='__main__')
-    except SystemExit as exit_:
-        if isinstance(exit_.code, int) or exit_.code is None:
-            return exit_.code or 0
-        print(exit_.code, file=sys.stderr)  # as the interpreter would
-        return 1
-    return 0
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """One CPU thread (tiny models; torch's threads wait long for each
-    other on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,8 @@
         [--checkpoints CKPT ...] [--size 352] [--batch-sizes 1 16]
         [--threads 2] [--warmup 2] [--repeats 5] [--ort-level all]
         [--backends pytorch onnxruntime openvino] [--precisions f32 bf16]
-        [--plain] [--video FILE | --video-from IMAGE_DIR
+        [--plain] [--int8 [--calib-num 64]]
+        [--video FILE | --video-from IMAGE_DIR
          [--video-frames 100] [--video-size W H]] [--profile]
         [--work-dir DIR]
 
@@ -23,7 +24,10 @@ given (speed does not depend on them). The first config is the reference
 of the speed-up column (teacher first: how much faster the student is
 under the same backend and precision). ``--plain`` also measures the
 export of the modules as trained with the probability map at the model
-size (the graph before the rewrites) for comparison.
+size (the graph before the rewrites) for comparison. ``--int8`` also
+measures the INT8 twin of each deployed graph under ONNX Runtime
+(``pytorch2onnx.py --precision int8``: static QDQ, calibrated on
+``--calib-num`` of the config's training images, which must be here).
 
 With ``--video`` (or ``--video-from``, which writes a video of the images
 of a folder at ``--video-size``, 25 FPS), ``tools/infer.py`` is run on it
@@ -54,8 +58,12 @@ from mmseg_kdas.deployment.benchmark import (LATENCY_TARGET_MS, SPEEDUP_TARGET,
                                              write_video)
 from mmseg_kdas.deployment.export import export_onnx
 from mmseg_kdas.deployment.inference import list_images
-from mmseg_kdas.deployment.model import build_deploy_model
+from mmseg_kdas.deployment.model import (build_deploy_model,
+                                         load_segmentor_config)
 from mmseg_kdas.deployment.profile import openvino_profile, operator_shares
+from mmseg_kdas.deployment.quantize import (DEFAULT_CALIBRATION_IMAGES,
+                                            calibration_images, quantize_onnx,
+                                            training_images)
 from mmseg_kdas.utils.benchmark import (count_flops, markdown_table,
                                         time_image_batches)
 from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
@@ -95,6 +103,16 @@ def parse_args():
         '--plain',
         action='store_true',
         help='also measure the export without rewrites (prob output)')
+    parser.add_argument(
+        '--int8',
+        action='store_true',
+        help='also measure the INT8 graph under ONNX Runtime (calibrated '
+        "on the config's training images)")
+    parser.add_argument(
+        '--calib-num',
+        type=int,
+        default=DEFAULT_CALIBRATION_IMAGES,
+        help='training images of the INT8 calibration')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--video', help='video for the end-to-end FPS')
@@ -121,6 +139,8 @@ def parse_args():
         parser.error('give one checkpoint per config (or none)')
     if 1 not in args.batch_sizes:
         parser.error('--batch-sizes must include 1 (the targets are b1)')
+    if args.int8 and 'onnxruntime' not in args.backends:
+        parser.error('--int8 runs under onnxruntime: add it to --backends')
     return args
 
 
@@ -145,6 +165,14 @@ def main():
     variants = [('deployed', dict(output='logits', rewrite=True))]
     if args.plain:
         variants.append(('plain', dict(output='prob', rewrite=False)))
+    calibration = {}
+    for config in args.configs if args.int8 else []:  # before measuring
+        try:
+            calibration[config] = calibration_images(
+                training_images(load_segmentor_config(config), config),
+                args.calib_num)
+        except (FileNotFoundError, ValueError) as err:
+            raise SystemExit(f'error: --int8: {err}')
     results = []
     for config, checkpoint in zip(args.configs, checkpoints):
         name = osp.splitext(osp.basename(config))[0]
@@ -157,6 +185,9 @@ def main():
             onnx_path = osp.join(args.work_dir, f'{name}_{variant}.onnx')
             export_onnx(model, onnx_path)
             result['onnx'][variant] = onnx_path
+            if variant == 'deployed' and args.int8:
+                result['onnx']['int8'] = quantize_onnx(
+                    onnx_path, calibration[config])
             if variant == 'deployed':
                 segmentor = model.reference
                 result['params'] = sum(
@@ -164,7 +195,8 @@ def main():
                 result['flops'] = count_flops(segmentor, args.size)
             fns = backend_runners(
                 model if variant == 'deployed' else None, onnx_path,
-                args.backends, args.threads, args.ort_level, precisions)
+                args.backends, args.threads, args.ort_level, precisions,
+                result['onnx'].get('int8') if variant == 'deployed' else None)
             for key, fn in fns.items():
                 result['times'][(variant, ) + key] = time_image_batches(
                     fn, args.size, args.batch_sizes, args.warmup,
@@ -265,12 +297,12 @@ def main():
                 runs.append(((backend, precision), 'pytorch',
                              [last['config'], last['checkpoint']], []))
             elif backend == 'onnxruntime':
-                model_args = [last['onnx']['deployed']]
-                runs.append(((backend, precision), 'onnxruntime', model_args,
-                             []))
-                runs.append(((backend, precision),
-                             'onnxruntime --no-spinning', model_args,
-                             ['--no-spinning']))
+                model_args = [last['onnx']['int8' if precision == 'int8'
+                                           else 'deployed']]
+                label = backend_label(backend, precision)
+                runs.append(((backend, precision), label, model_args, []))
+                runs.append(((backend, precision), f'{label} --no-spinning',
+                             model_args, ['--no-spinning']))
             else:
                 runs.append(((backend, precision),
                              backend_label(backend, precision),
@@ -321,13 +353,16 @@ def main():
                 print(f'- speed-up under {backend_label(*key)}: {ratio:.2f}x '
                       f'(target >= {SPEEDUP_TARGET}x: '
                       f'{"met" if ratio >= SPEEDUP_TARGET else "MISSED"})')
-    pending = ' (bfloat16: its accuracy is checked by compare_precision.py)'
+    pending = {
+        'bf16': ' (bfloat16: its accuracy is checked by compare_precision.py)',
+        'int8': ' (INT8: not a default until checked on trained students)'
+    }
     if deployed:
         key, b1 = min(deployed.items(), key=lambda kv: kv[1])
         print(f'- best b1 latency of {last["name"]}: {b1 * 1e3:.1f} ms '
               f'({backend_label(*key)}; target <= {LATENCY_TARGET_MS} ms: '
               f'{"met" if b1 * 1e3 <= LATENCY_TARGET_MS else "MISSED"})' +
-              (pending if key[1] == 'bf16' else ''))
+              pending.get(key[1], ''))
         f32 = {k: v for k, v in deployed.items() if k[1] == 'f32'}
         if f32 and key[1] != 'f32':
             key, b1 = min(f32.items(), key=lambda kv: kv[1])

@@ -3,7 +3,7 @@
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out FILE.onnx
         [--shape H W] [--output logits|prob] [--no-rewrites] [--opset N]
         [--verify] [--verify-images PATH ...] [--verify-num 8]
-        [--atol 1e-4] [--threads N]
+        [--atol 1e-4] [--precision f32|int8] [--calib-num 64] [--threads N]
 
 CONFIG is a segmentor config, the student config a KDAS run exports
 (``student_config.py``) or a KDAS distiller config (its student is
@@ -29,6 +29,17 @@ mmseg's ``predict`` of the model as trained. It fails if either differs by
 more than ``--atol`` and reports mask pixels that differ. The images are
 ``--verify-images`` (files or folders) or, by default, those of the
 config's test set.
+
+``--precision int8`` also writes ``FILE.int8.onnx`` (and
+``FILE.int8.json``) after the float file: ONNX Runtime's static INT8
+quantisation (QDQ, per-channel weights; ``mmseg_kdas/deployment/
+quantize.py``), calibrated on ``--calib-num`` images drawn (seed 0) from
+the config's training set only (``train_dataloader``; with
+``split='train-minus-val'`` the validation images are left out; an image
+also in the validation or test set is an error). With ``--verify`` the
+INT8 model is compared with the float one on the same images and the
+largest probability change and the mask pixels that differ are printed
+(no bound is applied: INT8 is judged on trained students).
 """
 import argparse
 import os.path as osp
@@ -43,6 +54,11 @@ from mmseg_kdas.deployment.model import (build_deploy_model,
                                          config_test_images,
                                          load_segmentor_config)
 from mmseg_kdas.deployment.pipeline import preprocess, read_image
+from mmseg_kdas.deployment.quantize import (DEFAULT_CALIBRATION_IMAGES,
+                                            calibration_images,
+                                            probability_agreement,
+                                            quantize_onnx, training_images)
+from mmseg_kdas.deployment.spec import INT8_SUFFIX
 from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
 
 MAX_BATCH = 8
@@ -89,6 +105,17 @@ def parse_args():
         help='largest accepted difference of the outputs and of the '
         'probability maps')
     parser.add_argument(
+        '--precision',
+        choices=['f32', 'int8'],
+        default='f32',
+        help='int8: also write FILE.int8.onnx, calibrated on training '
+        'images')
+    parser.add_argument(
+        '--calib-num',
+        type=int,
+        default=DEFAULT_CALIBRATION_IMAGES,
+        help='training images drawn for the INT8 calibration')
+    parser.add_argument(
         '--threads', type=int, default=None, help='CPU threads')
     return parser.parse_args()
 
@@ -129,6 +156,18 @@ def main():
         if not osp.isfile(path):
             raise SystemExit(f'{what} file not found: {path}')
     images = verify_images(args) if args.verify else []
+    calibration = []
+    if args.precision == 'int8':  # checked before exporting
+        if args.out.endswith(INT8_SUFFIX):
+            raise SystemExit(f'--precision int8: --out names the float '
+                             f'file, got {args.out}')
+        try:
+            calibration = calibration_images(
+                training_images(
+                    load_segmentor_config(args.config), args.config),
+                args.calib_num)
+        except (FileNotFoundError, ValueError) as err:
+            raise SystemExit(f'--precision int8: {err}')
     model, spec = build_deploy_model(
         args.config,
         args.checkpoint,
@@ -144,8 +183,15 @@ def main():
           f' s): image uint8 [N, {h}, {w}, 3] RGB -> {spec.output_name} '
           f'float32 [N, {spec.out_channels}, {oh}, {ow}] '
           f'({spec.output_kind}, {spec.activation}); spec in {sidecar}')
-    if not args.verify:
-        return
+    if args.verify:
+        verify(args, model, images)
+    if args.precision == 'int8':
+        quantize(args, calibration, images)
+
+
+def verify(args, model, images: list) -> None:
+    """The float model against PyTorch and mmseg; exits 1 past --atol."""
+    spec = model.spec
     batches = [preprocess([img], spec) for img in images]
     if len(images) > 1:  # the free batch size, within a few GiB
         batches.append(preprocess(images[:MAX_BATCH], spec))
@@ -167,6 +213,25 @@ def main():
             'is kept for inspection)',
             file=sys.stderr)
         sys.exit(1)
+
+
+def quantize(args, calibration: list, images: list) -> None:
+    """Write FILE.int8.onnx; with images, its agreement with FILE."""
+    start = time.perf_counter()
+    out = quantize_onnx(args.out, calibration)
+    print(f'quantized {out} ({osp.getsize(out) / 2**20:.1f} MiB, '
+          f'{time.perf_counter() - start:.0f} s): static INT8 (QDQ), '
+          f'calibrated on {len(calibration)} training images')
+    if not images:
+        return
+    reference = OnnxRuntimePredictor(args.out, args.threads)
+    result = probability_agreement(reference,
+                                   OnnxRuntimePredictor(out, args.threads),
+                                   reference.spec, images)
+    print(f'int8 agreement: {len(images)} images: max |probability int8 - '
+          f'float| = {result["max_abs_prob_diff"]:.2e}, mask pixels that '
+          f'differ: {result["mask_pixels_differ"]} of {result["pixels"]} '
+          f'({100 * result["mask_share_differ"]:.3f} %)')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,218 @@
+"""INT8 export (``pytorch2onnx.py --precision int8``) and its inference.
+
+The tiny Polyp-PVT of ``test_deployment.py`` (batch-norm statistics of its
+images) is exported once with ``--precision int8 --verify``; its training
+set is a folder of 8 images of which ``split='train-minus-val'`` keeps 6
+(2 listed in the split file, the validation set), its test set another
+folder. Which images the calibration reads is recorded.
+"""
+import contextlib
+import io
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import write_binary_dataset
+from deploy_helpers import one_thread  # noqa: F401 (autouse fixture)
+from deploy_helpers import (SIZE, calibrate_batch_norm, config_for, run_tool,
+                            tiny_polyp_pvt)
+from mmengine.config import Config
+
+from mmseg_kdas.deployment import build_predictor
+from mmseg_kdas.deployment import quantize as quantize_module
+from mmseg_kdas.deployment.backends import OpenVINOPredictor
+from mmseg_kdas.deployment.model import build_segmentor
+from mmseg_kdas.deployment.pipeline import preprocess, read_image
+from mmseg_kdas.deployment.quantize import (ImageCalibrationReader,
+                                            calibration_images,
+                                            probability_agreement,
+                                            quantize_onnx, training_images)
+
+CALIB_NUM = 4
+VAL_STEMS = ['0', '5']
+
+
+def train_set(root: str, split_file: str) -> dict:
+    return dict(
+        type='PolypDataset',
+        data_root=root,
+        data_prefix=dict(img_path='images', seg_map_path='masks'),
+        split='train-minus-val',
+        split_file=split_file,
+        pipeline=[dict(type='LoadImageFromFile')])
+
+
+@pytest.fixture(scope='module')
+def int8(tmp_path_factory):
+    """Config, float and INT8 files, the tool's log, calibration reads."""
+    root = tmp_path_factory.mktemp('int8')
+    train = write_binary_dataset(str(root / 'train'), num=8)
+    split_file = str(root / 'val.txt')
+    with open(split_file, 'w') as f:
+        f.write('\n'.join(VAL_STEMS) + '\n')
+    test = write_binary_dataset(str(root / 'test'), num=2)
+    cfg = config_for(tiny_polyp_pvt(), test)
+    cfg.train_dataloader = dict(dataset=train_set(train, split_file))
+    # as pranet_polyp_val.py: the held-out split of the training folder
+    cfg.val_dataloader = dict(
+        dataset=dict(train_set(train, split_file), split='val'))
+    config = str(root / 'tiny_polyp_pvt.py')
+    cfg.dump(config)
+    torch.manual_seed(0)
+    model = build_segmentor(Config.fromfile(config))
+    folder = osp.join(train, 'images')
+    calibrate_batch_norm(
+        model,
+        np.stack([
+            cv2.resize(read_image(osp.join(folder, n)), (SIZE, SIZE))
+            for n in sorted(os.listdir(folder))
+        ]))
+    checkpoint = str(root / 'tiny.pth')
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    onnx_path = str(root / 'tiny.onnx')
+    reads = []
+
+    def recording_read(path):
+        reads.append(osp.abspath(path))
+        return read_image(path)
+
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as m, contextlib.redirect_stdout(out):
+        m.setattr(quantize_module, 'read_image', recording_read)
+        status = run_tool(m, 'tools/deployment/pytorch2onnx.py', config,
+                          checkpoint, '--out', onnx_path, '--precision',
+                          'int8', '--calib-num', CALIB_NUM, '--verify',
+                          '--threads', 1)
+    return dict(
+        config=config, checkpoint=checkpoint, onnx=onnx_path,
+        int8=str(root / 'tiny.int8.onnx'), status=status,
+        log=out.getvalue(), reads=reads, train=train, test=test,
+        split_file=split_file, root=root)
+
+
+def test_int8_export_has_qdq_nodes_and_its_spec(int8):
+    import onnx
+    assert int8['status'] == 0, int8['log']
+    assert f'calibrated on {CALIB_NUM} training images' in int8['log']
+    assert 'int8 agreement: 2 images: max |probability' in int8['log']
+    ops = [n.op_type for n in onnx.load(int8['int8']).graph.node]
+    assert ops.count('QuantizeLinear') > 0 and ops.count(
+        'DequantizeLinear') > ops.count('QuantizeLinear')  # + the weights
+    predictor = build_predictor(int8['int8'], threads=1)
+    assert predictor.precision == 'int8'
+    source = predictor.spec.source
+    assert source['quantization']['calibration_images'] == CALIB_NUM
+    assert source['float_model'] == osp.abspath(int8['onnx'])
+    assert osp.isfile(int8['int8'][:-5] + '.json')  # the sidecar
+    assert build_predictor(int8['onnx'], threads=1).precision == 'f32'
+
+
+def test_calibration_reads_training_images_only(int8):
+    folder = osp.join(int8['train'], 'images')
+    allowed = [
+        osp.join(folder, f'{i}.png') for i in range(8)
+        if str(i) not in VAL_STEMS
+    ]
+    assert len(int8['reads']) == CALIB_NUM
+    assert set(int8['reads']) <= set(allowed), int8['reads']
+    # the seeded choice, as the tool made it
+    assert int8['reads'] == calibration_images(allowed, CALIB_NUM)
+    cfg = Config.fromfile(int8['config'])
+    assert training_images(cfg) == allowed
+    # the calibration input is the inference input
+    spec = build_predictor(int8['onnx'], threads=1).spec
+    batch = ImageCalibrationReader(allowed, spec).get_next()
+    np.testing.assert_array_equal(batch['image'],
+                                  preprocess([read_image(allowed[0])], spec))
+
+
+def test_int8_agrees_with_float(int8):
+    rng = np.random.default_rng(11)
+    images = []
+    for h, w in [(40, 40), (64, 64), (50, 70)]:
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        cv2.circle(image, (w // 2, h // 2), 9, (40, 40, 220), -1)
+        images.append(image)
+    reference = build_predictor(int8['onnx'], threads=1)
+    result = probability_agreement(
+        reference, build_predictor(int8['onnx'], threads=1,
+                                   precision='int8'), reference.spec, images)
+    # measured on this tiny random model (4 calibration images; AMD EPYC
+    # with AVX512-VNNI, ONNX Runtime 1.32.0): largest probability change
+    # 0.098, 2.2 % of the mask pixels flipped (noise images: many pixels
+    # near 0.5). Bounds with 2x / 3x margin, for CPUs without VNNI, whose
+    # integer kernels round differently
+    assert result['max_abs_prob_diff'] <= 0.2, result
+    assert result['mask_share_differ'] <= 0.06, result
+    assert result['pixels'] == 40 * 40 + 64 * 64 + 50 * 70
+
+
+def test_infer_int8_and_the_backends_without_it(int8, tmp_path,
+                                                monkeypatch):
+    image = str(tmp_path / 'frame.png')
+    cv2.imwrite(image, read_image(osp.join(int8['test'], 'images', '0.png')))
+    status = run_tool(monkeypatch, 'tools/infer.py', image, int8['onnx'],
+                      '--precision', 'int8', '--out', tmp_path / 'out',
+                      '--threads', 1, '--no-progress')
+    assert status == 0
+    with open(tmp_path / 'out' / 'summary.json') as f:
+        assert '"precision": "int8"' in f.read()
+    with pytest.raises(ValueError, match='only the onnxruntime backend'):
+        build_predictor(int8['onnx'], backend='openvino', precision='int8')
+    with pytest.raises(ValueError, match='pytorch runs f32'):
+        build_predictor(int8['config'], int8['checkpoint'], precision='int8')
+    with pytest.raises(ValueError, match='INT8 model'):
+        OpenVINOPredictor(int8['int8'], threads=1, precision='f32')
+    other = str(tmp_path / 'other.onnx')
+    os.symlink(int8['onnx'], other)
+    with pytest.raises(FileNotFoundError, match='--precision int8'):
+        build_predictor(other, precision='int8')
+
+
+def test_calibration_errors(int8, tmp_path, monkeypatch, capsys):
+    # a split that leaves no training image: the folder and split named
+    cfg = Config.fromfile(int8['config'])
+    all_val = str(tmp_path / 'all_val.txt')
+    with open(all_val, 'w') as f:
+        f.write('\n'.join(map(str, range(8))) + '\n')
+    cfg.train_dataloader.dataset.split_file = all_val
+    config = str(tmp_path / 'no_train.py')
+    cfg.dump(config)
+    out = tmp_path / 'tiny.onnx'
+    status = run_tool(monkeypatch, 'tools/deployment/pytorch2onnx.py',
+                      config, int8['checkpoint'], '--out', out,
+                      '--precision', 'int8')
+    err = capsys.readouterr().err
+    assert status != 0
+    folder = osp.join(int8['train'], 'images')
+    assert f"no training images in {folder} (split 'train-minus-val')" \
+        in err, err
+    assert not osp.exists(out)  # checked before exporting
+    # an empty folder: named
+    os.makedirs(tmp_path / 'empty' / 'images')
+    os.makedirs(tmp_path / 'empty' / 'masks')
+    cfg.train_dataloader.dataset.update(
+        data_root=str(tmp_path / 'empty'), split=None)
+    with pytest.raises(ValueError, match='training images .*empty/images'):
+        training_images(cfg, 'empty.py')
+
+    cfg = Config.fromfile(int8['config'])
+    cfg.train_dataloader.dataset.split = None  # the validation images too
+    with pytest.raises(ValueError, match='2 training image.*val_dataloader'):
+        training_images(cfg, 'no_split.py')
+    cfg = Config.fromfile(int8['config'])
+    cfg.test_dataloader.dataset.data_root = int8['train']  # a leak
+    with pytest.raises(ValueError, match='also in test_dataloader'):
+        training_images(cfg, 'leak.py')
+    cfg.pop('train_dataloader')
+    with pytest.raises(ValueError, match='no train_dataloader'):
+        training_images(cfg, 'no_train.py')
+    with pytest.raises(ValueError, match='at least 1'):
+        calibration_images(['a.png'], 0)
+    with pytest.raises(ValueError, match='no calibration images'):
+        quantize_onnx(int8['onnx'], [], str(tmp_path / 'x.int8.onnx'))
+    with pytest.raises(ValueError, match='quantised already'):
+        quantize_onnx(int8['int8'], ['a.png'])
