@@ -67,6 +67,12 @@ TEST_PREPROCESSOR = dict(
     pad_val=0,
     seg_pad_val=255,
     size_divisor=32)
+#: :data:`TEST_PREPROCESSOR` as the polyp models have it: batch
+#: augmentations (multi-scale) allowed, test images padded too.
+TEST_AUG_PREPROCESSOR = dict(
+    TEST_PREPROCESSOR,
+    type='BatchAugSegDataPreProcessor',
+    test_cfg=dict(size_divisor=32))
 
 
 def tiny_segformer(embed_dims: int = 8,

@@ -12,7 +12,8 @@
 # test sets, the seed, the iterations (`train_cfg.max_iters`, the
 # scheduler's `T_max` and `end`), the validation and checkpoint interval,
 # the teacher's checkpoint and cache, a setting of a grid, the teacher's
-# `save_best`, and (`from_scratch`) no pretrained backbone.
+# `save_best`, (`from_scratch`) no pretrained backbone, and the scale of the
+# pipelines' resize: `size` x `size` (so `--cfg-options size=256` works).
 
 # The shipped configs every run starts from.
 teacher = 'configs/polyp_pvt/polyp-pvt_pvtv2-b2_1xb16-100e_pranet-352x352.py'

@@ -30,23 +30,5 @@ speed = dict(
     cache_per_image_rate=0.01)
 
 size = 352
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadPolypAnnotations'),
-    dict(type='Resize', scale=(size, size), keep_ratio=False,
-         backend='pillow'),
-    dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}}),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(size, size), keep_ratio=False,
-         backend='pillow'),
-    dict(type='LoadPolypAnnotations'),
-    dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}}),
-]
-run_replace = dict(
-    train_dataloader=dict(
-        batch_size=16, dataset=dict(pipeline=train_pipeline)),
-    val_dataloader=dict(dataset=dict(pipeline=test_pipeline)),
-    test_dataloader=dict(dataset=dict(pipeline=test_pipeline)))
+run_replace = dict(train_dataloader=dict(batch_size=16))
 run_merge = dict(optim_wrapper=dict(optimizer=dict(lr=1e-4)))

@@ -105,7 +105,8 @@ def protocol_config(args: argparse.Namespace,
     ``run_merge`` is merged into it (:meth:`Config.merge_from_dict`),
     ``run_hooks`` are appended to its ``custom_hooks``; then the engine
     sets what varies per run, and nothing else: the data root, the
-    validation list and the test sets, the seed, the iterations (the loop's
+    validation list and the test sets, the size of the pipelines' resize
+    (``size``), the seed, the iterations (the loop's
     and the scheduler's), the validation and checkpoint interval, the
     teacher's checkpoint and cache, a setting of a grid, a teacher's
     ``save_best``, and (``from_scratch``) no pretrained backbone. A
@@ -151,6 +152,10 @@ def protocol_config(args: argparse.Namespace,
         dataset.data_root = args.data_root
         dataset.split_file = args.split_file
     cfg.val_dataloader.dataset.test_set = args.val_set
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for transform in cfg[loader].dataset.pipeline:
+            if 'scale' in transform:
+                transform.scale = (args.size, args.size)
     cfg.test_dataloader.dataset = _test_dataset(
         cfg.test_dataloader.dataset, args.data_root, test_sets)
     iters = args.teacher_iters if teacher else args.iters

@@ -4,7 +4,8 @@
 (``--cfg-options`` merged), checks every key and returns the settings every
 module of the engine reads: the plain keys as attributes, the grids and
 methods as :data:`~.protocol.Setting` tuples, and the protocol values the
-run configs hold (size, batch, learning rate, workers) read from them.
+run configs hold (batch, learning rate, workers, multi-scale rates) read
+from them.
 """
 import argparse
 import os.path as osp
@@ -22,6 +23,7 @@ _KEYS = dict(
     methods=list,
     seeds=list,
     teacher_seeds=list,
+    size=int,
     teacher_iters=int,
     teacher_val_interval=int,
     iters=int,
@@ -54,12 +56,13 @@ def _setting(value, where: str) -> Setting:
                             f'model, number) pairs, got {value!r}') from None
 
 
-def _pipeline_size(pipeline: Sequence[dict], where: str) -> int:
-    sizes = {tuple(t['scale']) for t in pipeline if 'scale' in t}
-    if len(sizes) != 1 or len(set(next(iter(sizes)))) != 1:
-        raise ProtocolError(f'{where}: the pipeline must resize to one '
-                            f'square size, got {sorted(sizes)}')
-    return next(iter(sizes))[0]
+def _check_resize(pipeline: Sequence[dict], where: str) -> None:
+    """A pipeline of the study resizes once (a transform with ``scale``,
+    which the engine sets to ``size`` x ``size``)."""
+    if sum('scale' in t for t in pipeline) != 1:
+        raise ProtocolError(f'{where}: the pipeline must have one transform '
+                            'with a scale (its resize to size x size), got '
+                            f'{[t.get("type") for t in pipeline]}')
 
 
 def load_study(study_file: str,
@@ -78,7 +81,7 @@ def load_study(study_file: str,
         argparse.Namespace: Every key of the config as an attribute, plus
         ``study`` (the :class:`Config`), ``grids`` ``{family: [Setting]}``,
         ``methods`` ``[(name, family, Setting or 'tuned')]``, ``val_set``
-        and ``val_key`` (``'<name>/mDice'``), ``size``, ``batch_size``,
+        and ``val_key`` (``'<name>/mDice'``), ``batch_size``,
         ``lr``, ``num_workers`` and the multi-scale ``rates`` (read from
         ``run_replace`` and ``run_merge``), ``no_teacher_cache``.
 
@@ -159,8 +162,10 @@ def load_study(study_file: str,
     args.val_key = f'{args.val_set}/mDice'
     train = args.run_replace.get('train_dataloader', {})
     try:
-        args.size = _pipeline_size(train['dataset']['pipeline'],
-                                   f'{where}: run_replace.train_dataloader')
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            _check_resize(args.run_replace[loader]['dataset']['pipeline'],
+                          f'{where}: run_replace.{loader}')
         args.batch_size = int(train['batch_size'])
         args.num_workers = int(train.get('num_workers', 0))
         args.lr = float(args.run_merge['optim_wrapper']['optimizer']['lr'])

@@ -132,6 +132,15 @@ def test_every_method_trains_under_one_protocol(tmp_path):
     cfg = study.protocol_config(args, args.teacher, ['Kvasir'], 0,
                                 teacher=True)
     assert cfg.default_hooks.checkpoint.save_best == 'PraNet-val/mDice'
+    # the size is one key: the scale of each pipeline's resize
+    args = load(tmp_path, size=96)
+    args.split_file = 'val.txt'
+    cfg = study.protocol_config(args, args.teacher, ['Kvasir'], 0,
+                                teacher=True)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader,
+                   cfg.test_dataloader):
+        [resize] = [t for t in loader.dataset.pipeline if 'scale' in t]
+        assert resize.scale == (96, 96)
     assert cfg.default_hooks.checkpoint.rule == 'greater'
 
 

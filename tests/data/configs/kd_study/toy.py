@@ -37,25 +37,9 @@ speed = dict(
 val_split = dict(fraction=0.25)
 
 size = 64
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadPolypAnnotations'),
-    dict(type='Resize', scale=(size, size), keep_ratio=False,
-         backend='pillow'),
-    dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}}),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(size, size), keep_ratio=False,
-         backend='pillow'),
-    dict(type='LoadPolypAnnotations'),
-    dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}}),
-]
 _no_workers = dict(num_workers=0, persistent_workers=False)
 run_replace = dict(
-    train_dataloader=dict(
-        batch_size=2, dataset=dict(pipeline=train_pipeline), **_no_workers),
-    val_dataloader=dict(dataset=dict(pipeline=test_pipeline), **_no_workers),
-    test_dataloader=dict(dataset=dict(pipeline=test_pipeline),
-                         **_no_workers))
+    train_dataloader=dict(batch_size=2, **_no_workers),
+    val_dataloader=_no_workers,
+    test_dataloader=_no_workers)
 run_merge = dict(default_hooks=dict(logger=dict(interval=1)))
