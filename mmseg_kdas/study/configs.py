@@ -85,7 +85,12 @@ def test_config(cfg_file: str, data_root: str,
     """
     cfg = Config.fromfile(cfg_file, import_custom_modules=False)
     dataset = cfg.test_dataloader.dataset
-    template = copy.deepcopy(dataset.get('datasets', [dataset])[0])
+    first = dataset.get('datasets', [dataset])[0]
+    if 'data_prefix' in first:  # a test set: the others are made like it
+        template = copy.deepcopy(first)
+    else:  # a wrapper (the student's export: one pipeline for all sets)
+        template = dict(type='PolypDataset', test_mode=True,
+                        pipeline=copy.deepcopy(first.pipeline))
     cfg.test_dataloader.dataset = _test_dataset(template, data_root,
                                                 test_sets)
     return Config(cfg.to_dict(), format_python_code=False)

@@ -22,6 +22,7 @@ from conftest import load_tool
 from mmengine.config import Config
 
 from mmseg_kdas import study
+from mmseg_kdas.models.distillers.export import with_one_test_pipeline
 from mmseg_kdas.utils.checkpoint_file import weights_digest
 
 tool = load_tool('tools/kd_study.py')
@@ -314,14 +315,27 @@ class FakeRunner:
                 identity)
         if model.type == 'KDASDistiller':
             open(osp.join(work_dir, f'iter_{iters}_student.pth'), 'w').close()
-            shutil.copyfile(cfg_file, osp.join(work_dir, 'student_config.py'))
+            # as StudentExportHook writes it: the test sets in one wrapper
+            # with their pipeline
+            with open(osp.join(work_dir, 'student_config.py'), 'w') as f:
+                f.write(with_one_test_pipeline(cfg).pretty_text)
 
     def test(self, cfg_file, test_dir):
         """Metrics of the test sets of the config, from the run's."""
         run_dir = osp.dirname(cfg_file)
         dataset = Config.fromfile(
             cfg_file, import_custom_modules=False).test_dataloader.dataset
-        sets = [d.test_set for d in dataset.get('datasets', [dataset])]
+        wrapper_pipeline = None
+        while 'dataset' in dataset:  # the student's export wraps them
+            assert 'data_prefix' not in dataset, cfg_file  # not a test set
+            wrapper_pipeline = dataset.pipeline
+            dataset = dataset.dataset
+        leaves = dataset.get('datasets', [dataset])
+        # what tools/test.py builds: one PolypDataset per test set, with
+        # the pipeline (or the wrapper's)
+        assert all(d.type == 'PolypDataset' and (
+            d.get('pipeline') or wrapper_pipeline) for d in leaves), cfg_file
+        sets = [d.test_set for d in leaves]
         if osp.basename(osp.dirname(run_dir)) == 'teacher':
             dice = {'Kvasir': 0.80, 'ETIS': 0.50}
         else:
