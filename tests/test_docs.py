@@ -156,9 +156,11 @@ def _tiny(command: str) -> str:
     if command.startswith('python tools/test.py'):
         return f'{command} --cfg-options {" ".join(TINY["test"])}'
     if command.startswith('python tools/deployment/pytorch2onnx.py'):
-        # a one-epoch model's logits reach ~150, where float32 rounding
-        # differs between runtimes by ~1e-4 (docs/en/deployment.md)
-        return f'{command} --atol 1e-2'
+        # a one-epoch model's logits reach ~150 to ~800 (the page's runs
+        # are not seeded), where float32 rounding differs between runtimes
+        # by ~2e-5 of the logit: measured 1.8e-2 at 807
+        # (docs/en/deployment.md)
+        return f'{command} --atol 5e-2'
     return command
 
 
