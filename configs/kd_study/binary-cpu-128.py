@@ -71,7 +71,10 @@ methods = [
         setting=kdas_paper + [('at_weight', 0.0)]),
 ]
 
-seeds = [0, 1, 2]  # of the final stage; the grid runs at seed 0
+# The report compares each of these methods with every other distilled
+# method, paired by seed (optional; the plain student is always compared).
+head_to_head = ['KDAS (paper)', 'KDAS (tuned)']
+seeds = [0, 1, 2, 3, 4]  # of the final stage; the grid runs at seed 0
 teacher_seeds = [0, 1]  # the teacher is the first; the others check it
 teacher_iters = 3000
 teacher_val_interval = 600

@@ -1,7 +1,7 @@
 """The polyp field's per-image, per-test-set evaluation as an MMSeg metric."""
 import os.path as osp
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import mmcv
 import numpy as np
@@ -123,6 +123,31 @@ class PolypMetric(BaseMetric):
                              f'1-channel seg_logits, got {channels}')
         return logits[0].sigmoid() if activation == 'sigmoid' else logits[0]
 
+    def sample_probability(self, sample: dict, name: str = 'image'
+                           ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The foreground probability of one data sample at its ground
+        truth's size, and that ground truth: what :meth:`process`
+        measures (analyses below a set's mean call it to see the same map).
+
+        Args:
+            sample: A model output as a dict (``seg_logits`` and
+                ``gt_sem_seg``), as mmengine's ``Evaluator`` passes it.
+            name: The image, for errors.
+
+        Returns:
+            tuple: ``prob`` ``(H, W)`` (bilinear to the mask's size when
+            the logits differ) and ``gt`` ``(H, W)``.
+        """
+        gt = sample['gt_sem_seg']['data'].squeeze(0)
+        prob = self._probability(sample['seg_logits']['data'], name)
+        if prob.shape != gt.shape:
+            prob = F.interpolate(
+                prob[None, None],
+                size=tuple(gt.shape),
+                mode='bilinear',
+                align_corners=False)[0, 0]
+        return prob, gt
+
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Measure each image of a batch.
 
@@ -143,14 +168,7 @@ class PolypMetric(BaseMetric):
             if 'seg_logits' not in sample or 'gt_sem_seg' not in sample:
                 raise KeyError(f'{name}: PolypMetric needs seg_logits and '
                                'gt_sem_seg in the data sample')
-            gt = sample['gt_sem_seg']['data'].squeeze(0)
-            prob = self._probability(sample['seg_logits']['data'], name)
-            if prob.shape != gt.shape:
-                prob = F.interpolate(
-                    prob[None, None],
-                    size=tuple(gt.shape),
-                    mode='bilinear',
-                    align_corners=False)[0, 0]
+            prob, gt = self.sample_probability(sample, name)
             pred = prepare_prediction(prob.cpu().numpy(),
                                       self.min_max_normalize, self.quantize)
             try:

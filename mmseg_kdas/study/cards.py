@@ -30,6 +30,8 @@ has ``Results`` (the metafiles show the size, batch and iterations of
 differs from what it would write (a test runs it on the repository, so the
 cards cannot drift from the committed results).
 """
+import argparse
+import functools
 import json
 import os.path as osp
 import shutil
@@ -47,18 +49,36 @@ from .stats import summarize
 
 #: The study config of the committed results: the configs of the cards,
 #: the grids, and the size, batch and iterations a card shows before its
-#: study has run.
+#: study has run. Read on first use (:func:`preset`), not at import.
 PRESET = 'configs/kd_study/polyp-cpu-128.py'
-_PRESET = load_study(osp.join(ROOT, PRESET))
-TEACHER = _PRESET.teacher
-FAMILIES = _PRESET.families
-GRIDS = _PRESET.grids
-DEFAULTS = dict(size=_PRESET.size, batch_size=_PRESET.batch_size,
-                iters=_PRESET.iters)
+#: Shipped configs of a tuned method's chosen setting (the label of
+#: :func:`.setting_label`): its card names this config, not the family's.
+#: A test checks that each holds its setting.
+TUNED_CONFIGS = {
+    'KDAS': {
+        'α = 0.3, T = 4':
+        'configs/kdas/kdas-t4_polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_'
+        'pranet-352x352.py'
+    },
+}
+
+
+@functools.lru_cache(maxsize=None)
+def preset() -> argparse.Namespace:
+    """The settings of :data:`PRESET` (:func:`.load_study`)."""
+    return load_study(osp.join(ROOT, PRESET))
+
+
+def _defaults() -> dict:
+    p = preset()
+    return dict(size=p.size, batch_size=p.batch_size, iters=p.iters)
+
 
 DOCS = 'docs/polyp_experiment'
 #: The page of the study, whose block holds the whole report.
 STUDY = 'docs/en/study.md'
+#: The front page, whose block holds the summary of the results.
+SUMMARY = 'README.md'
 BEGIN = ('<!-- model_cards: begin (written by '
          'tools/kd_study.py --cards from '
          'docs/polyp_experiment/results.json; do not edit) -->')
@@ -67,12 +87,8 @@ RERUN = ('rerun.md', 'rerun.json')
 PENDING = ('That run has not been made yet: no figure of it is here.')
 TRAINING_DATA = ('PraNet train-minus-val (1,300 images; '
                  'mmseg_kdas/datasets/splits/pranet_val.txt held out)')
-TEACHER_CARD = dict(
-    Name='Polyp-PVT, PVTv2-B2', Config=TEACHER, Backbone='PVTv2-B2')
-STUDENT_CARD = dict(
-    Name='Polyp-PVT, PVTv2-B0',
-    Config=FAMILIES['student'],
-    Backbone='PVTv2-B0')
+TEACHER_NAME, TEACHER_BACKBONE = 'Polyp-PVT, PVTv2-B2', 'PVTv2-B2'
+STUDENT_NAME, STUDENT_BACKBONE = 'Polyp-PVT, PVTv2-B0', 'PVTv2-B0'
 _SLUG = 'polyp-pvt-b2_polyp-pvt-b0_pranet-128x128'
 #: How the README tables name a method of the experiment: "KDAS (paper)"
 #: is this repository's run at the paper's setting, not the paper's figures.
@@ -86,72 +102,90 @@ def _model(prefix: str, suffix: str, collection: str, family: str,
     return dict(
         name=f'{prefix}_{_SLUG}{suffix}',
         collection=collection,
-        config=FAMILIES[family],
-        setting=setting)
+        config=preset().families[family],
+        setting=setting,
+        tuned=TUNED_CONFIGS.get(family, {}) if suffix == '_tuned' else {})
 
 
-#: The model cards: per folder, its collections and, per method of the
-#: experiment's final stage, the metafile model (name, collection, config
-#: and the setting's description when the experiment has not run).
-CARDS: Dict[str, dict] = {
-    'configs/kdas':
-    dict(
-        collections=[
-            dict(
-                Name='KDAS',
-                Title='KDAS: Knowledge Distillation via Attention '
-                'Supervision Framework for Polyp Segmentation',
-                URL='https://arxiv.org/abs/2312.08555')
-        ],
-        models={
-            'KDAS (paper)':
-            _model('kdas', '_paper', 'KDAS', 'KDAS',
-                   'α = 0.3, T = 2, w_AT = 1, w_SGM = 1 (the paper\'s)'),
-            # only when the grid chose another setting than the paper's
-            'KDAS (tuned)': _model('kdas', '_tuned', 'KDAS', 'KDAS', None),
-            'KDAS-ref':
-            _model('kdas-ref', '', 'KDAS', 'KDAS-ref',
-                   'the authors\' effective objective, '
-                   'L_seg + 0.3·MSE(P1 + P1ᵀ)'),
-            'L_AT alone':
-            _model('kdas', '_at-only', 'KDAS', 'KDAS',
-                   'α = 0.3, T = 2, w_SGM = 0 (the paper\'s ablation: '
-                   'L_AT alone)'),
-            'L_SGM alone':
-            _model('kdas', '_sgm-only', 'KDAS', 'KDAS',
-                   'α = 0.3, w_AT = 0 (the paper\'s ablation: L_SGM '
-                   'alone)'),
-        }),
-    'configs/kd_baselines':
-    dict(
-        collections=[
-            dict(
-                Name='PixelKD',
-                Title='Distilling the Knowledge in a Neural Network',
-                URL='https://arxiv.org/abs/1503.02531'),
-            dict(
-                Name='CWD',
-                Title='Channel-wise Knowledge Distillation for Dense '
-                'Prediction',
-                URL='https://arxiv.org/abs/2011.13256'),
-            dict(
-                Name='AT',
-                Title='Paying More Attention to Attention: Improving the '
-                'Performance of Convolutional Neural Networks via '
-                'Attention Transfer',
-                URL='https://arxiv.org/abs/1612.03928'),
-        ],
-        models={
-            f'{family} (tuned)': _model(
-                prefix, '_tuned', family, family,
-                f'{what} chosen on PraNet-val from '
-                f'{"; ".join(setting_label(s) for s in grid)}')
-            for family, prefix, what in (('PixelKD', 'pkd', 'T and weight'),
-                                         ('CWD', 'cwd', 'T and weight'),
-                                         ('AT', 'at', 'the weight'))
-            for grid in [GRIDS[family]]
-        }),
-}
+@functools.lru_cache(maxsize=None)
+def cards() -> Dict[str, dict]:
+    """The model cards: per folder, its collections and, per method of the
+    experiment's final stage, the metafile model (name, collection,
+    config, the setting's description when the experiment has not run, and
+    ``tuned``: the shipped configs of chosen settings,
+    :data:`TUNED_CONFIGS`)."""
+    return _cards(preset().grids)
+
+
+def _cards(grids: Dict[str, list]) -> Dict[str, dict]:
+    """The cards of :func:`cards`, with the grids of the tuned
+    baselines (whose settings their descriptions list)."""
+    return {
+        'configs/kdas':
+        dict(
+            collections=[
+                dict(
+                    Name='KDAS',
+                    Title='KDAS: Knowledge Distillation via Attention '
+                    'Supervision Framework for Polyp Segmentation',
+                    URL='https://arxiv.org/abs/2312.08555')
+            ],
+            models={
+                'KDAS (paper)':
+                _model('kdas', '_paper', 'KDAS', 'KDAS',
+                       'α = 0.3, T = 2, w_AT = 1, w_SGM = 1 (the paper\'s)'),
+                # only when the grid chose another setting than the paper's
+                'KDAS (tuned)': _model('kdas', '_tuned', 'KDAS', 'KDAS', None),
+                'KDAS-ref':
+                _model('kdas-ref', '', 'KDAS', 'KDAS-ref',
+                       'the authors\' effective objective, '
+                       'L_seg + 0.3·MSE(P1 + P1ᵀ)'),
+                'L_AT alone':
+                _model('kdas', '_at-only', 'KDAS', 'KDAS',
+                       'α = 0.3, T = 2, w_SGM = 0 (the paper\'s ablation: '
+                       'L_AT alone)'),
+                'L_SGM alone':
+                _model('kdas', '_sgm-only', 'KDAS', 'KDAS',
+                       'α = 0.3, w_AT = 0 (the paper\'s ablation: L_SGM '
+                       'alone)'),
+            }),
+        'configs/kd_baselines':
+        dict(
+            collections=[
+                dict(
+                    Name='PixelKD',
+                    Title='Distilling the Knowledge in a Neural Network',
+                    URL='https://arxiv.org/abs/1503.02531'),
+                dict(
+                    Name='CWD',
+                    Title='Channel-wise Knowledge Distillation for Dense '
+                    'Prediction',
+                    URL='https://arxiv.org/abs/2011.13256'),
+                dict(
+                    Name='AT',
+                    Title='Paying More Attention to Attention: Improving the '
+                    'Performance of Convolutional Neural Networks via '
+                    'Attention Transfer',
+                    URL='https://arxiv.org/abs/1612.03928'),
+            ],
+            models={
+                f'{family} (tuned)': _model(
+                    prefix, '_tuned', family, family,
+                    f'{what} chosen on PraNet-val from '
+                    f'{"; ".join(setting_label(s) for s in grid)}')
+                for family, prefix, what in (
+                    ('PixelKD', 'pkd', 'T and weight'),
+                    ('CWD', 'cwd', 'T and weight'), ('AT', 'at', 'the weight'))
+                for grid in [grids[family]]
+            }),
+    }
+
+
+def _config(spec: dict, run: Optional[dict]) -> str:
+    """The config of a card: a shipped config of the chosen setting
+    (:data:`TUNED_CONFIGS`) when there is one, else the family's."""
+    return spec['tuned'].get(run['setting'], spec['config']) if run else \
+        spec['config']
 
 
 def load_results(root: str) -> Optional[dict]:
@@ -214,9 +248,9 @@ def _setting(spec: dict, run: dict) -> str:
 
 
 def render_metafile(folder: str, results: Optional[dict]) -> str:
-    """The ``metafile.yaml`` of a folder of :data:`CARDS`."""
-    card = CARDS[folder]
-    protocol = results['protocol'] if results else DEFAULTS
+    """The ``metafile.yaml`` of a folder of :func:`cards`."""
+    card = cards()[folder]
+    protocol = results['protocol'] if results else _defaults()
     stats = summaries(results) if results else None
     collections = [
         dict(
@@ -234,9 +268,9 @@ def render_metafile(folder: str, results: Optional[dict]) -> str:
             continue  # e.g. KDAS (tuned) when the grid chose the paper's
         if not results and spec['setting'] is None:
             continue
-        teacher = dict(Name=TEACHER_CARD['Name'], Config=TEACHER)
-        student = dict(Name=STUDENT_CARD['Name'],
-                       Config=STUDENT_CARD['Config'])
+        teacher = dict(Name=TEACHER_NAME, Config=preset().teacher)
+        student = dict(Name=STUDENT_NAME,
+                       Config=preset().families['student'])
         metadata = {
             'Training Data': TRAINING_DATA,
             'Batch Size': protocol['batch_size'],
@@ -260,7 +294,7 @@ def render_metafile(folder: str, results: Optional[dict]) -> str:
         model = {
             'Name': spec['name'],
             'In Collection': spec['collection'],
-            'Config': spec['config'],
+            'Config': _config(spec, seeds),
             'Metadata': metadata,
         }
         if seeds is not None:
@@ -318,7 +352,7 @@ def render_readme_block(folder: str, results: Optional[dict]) -> str:
     """The results block of a config folder's README."""
     if results is None:
         return PENDING
-    card = CARDS[folder]
+    card = cards()[folder]
     t = results['teacher']
     p = results['protocol']
     lines = [
@@ -345,20 +379,81 @@ def render_readme_block(folder: str, results: Optional[dict]) -> str:
                   [f'{ts} {m}' for m in MEASURES] +
                   ['mDice − student'])
         rows = [
-            _row('teacher, Polyp-PVT', TEACHER_CARD['Backbone'],
+            _row('teacher, Polyp-PVT', TEACHER_BACKBONE,
                  f'seed {t["seed"]}, iteration {t["iter"]}',
-                 TEACHER_CARD['Config'], ts, results, stats, None),
-            _row('student baseline, Polyp-PVT', STUDENT_CARD['Backbone'], '',
-                 STUDENT_CARD['Config'], ts, results, stats, 'student')
+                 preset().teacher, ts, results, stats, None),
+            _row('student baseline, Polyp-PVT', STUDENT_BACKBONE, '',
+                 preset().families['student'], ts, results, stats,
+                 'student')
         ]
         for method, spec in card['models'].items():
             run = results['methods'].get(method)
             if run is not None:
                 rows.append(
-                    _row(DISPLAY.get(method, method), STUDENT_CARD['Backbone'],
-                         _setting(spec, run),
-                         spec['config'], ts, results, stats, method))
+                    _row(DISPLAY.get(method, method), STUDENT_BACKBONE,
+                         _setting(spec, run), _config(spec, run), ts,
+                         results, stats, method))
         lines += [markdown_table(header, rows), '']
+    return '\n'.join(lines).rstrip('\n')
+
+
+def render_summary_block(results: Optional[dict]) -> str:
+    """The summary of :data:`SUMMARY` (the front page): every method's
+    mean Dice on every test set, its difference to the plain student and
+    the share of the teacher's lead it closes."""
+    if results is None:
+        return 'No run of the study has finished yet.'
+    stats = summaries(results)
+    sets = results['test_sets']
+    seeds = results['protocol']['seeds']
+    lines = [
+        f'From [the study](docs/en/study.md) (written {results["date"]} by '
+        '`tools/kd_study.py --cards`): every model trained from scratch at '
+        f'{results["protocol"]["size"]}x{results["protocol"]["size"]} on '
+        'the PraNet training images not held out for validation, every '
+        'setting chosen on that validation split, the test sets used for '
+        f'nothing else; trained on {results["machine"]}. Mean Dice, mean ± '
+        f'std over seeds {", ".join(map(str, seeds))} (the teacher: one '
+        'run); in brackets the mean difference to the plain student of the '
+        f'same seed and its paired t ({len(seeds) - 1} degrees of freedom).',
+        ''
+    ]
+    rows = [['teacher: Polyp-PVT, PVTv2-B2'] + [
+        f'{results["teacher"]["test"][f"{ts}/mDice"]:.4f}' for ts in sets
+    ]]
+    order = [m for m, _, _ in preset().methods if m in results['methods']]
+    for method in order + sorted(set(results['methods']) - set(order)):
+        name = ('plain student: Polyp-PVT, PVTv2-B0' if method == 'student'
+                else DISPLAY.get(method, method))
+        setting = results['methods'][method]['setting']
+        if method != 'student' and setting != setting_label(()):
+            name += f', {setting}'
+        cells = []
+        for ts in sets:
+            dice = stats[ts]['mDice']
+            cell = (f'{dice["mean"][method]:.4f} ± '
+                    f'{dice["std"][method]:.4f}')
+            diffs = dice['paired'].get(method)
+            if diffs:
+                t = dice['paired_t'][method]
+                cell += (f' ({statistics.mean(diffs.values()):+.3f}, t '
+                         f'{"-" if t is None else f"{t:+.1f}"})')
+            cells.append(cell)
+        rows.append([name] + cells)
+    lines += [markdown_table(['model'] + sets, rows), '']
+    shares = []
+    for ts in sets:
+        dice = stats[ts]['mDice']
+        closed = {m: g for m, g in dice['gap_closed'].items()
+                  if g is not None}
+        if closed:
+            best = max(closed, key=closed.get)
+            shares.append(
+                f'{ts} {closed[best]:.0%} ({DISPLAY.get(best, best)})')
+    if shares:
+        lines.append('The largest share of the teacher\'s lead over the '
+                     'plain student that a distilled student closed: ' +
+                     ', '.join(shares) + '.')
     return '\n'.join(lines).rstrip('\n')
 
 
@@ -425,10 +520,11 @@ def render_all(root: str) -> Dict[str, str]:
     """``{path relative to root: its new text}`` for every card."""
     results = load_results(root)
     out = {}
-    for folder in CARDS:
+    for folder in cards():
         out[f'{folder}/metafile.yaml'] = render_metafile(folder, results)
         out[f'{folder}/README.md'] = render_readme_block(folder, results)
     out[STUDY] = render_study_block(root, results)
+    out[SUMMARY] = render_summary_block(results)
     files = {}
     for rel, content in out.items():
         path = osp.join(root, rel)

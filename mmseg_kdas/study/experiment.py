@@ -10,6 +10,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from mmengine.config import Config
 
 from mmseg_kdas.utils.atomic import atomic_write_text
+from mmseg_kdas.utils.config_text import config_text
 from .configs import (SELECTED_CONFIG, cache_command, cache_name,
                       family_sources, plan_caches, protocol_config,
                       protocol_settings, selected_config, test_config)
@@ -111,7 +112,7 @@ class Experiment(Trainer):
         added_cfg = osp.join(run_dir, f'{name}.py')
         atomic_write_text(
             added_cfg,
-            test_config(cfg_file, self.args.data_root, added).pretty_text)
+            config_text(test_config(cfg_file, self.args.data_root, added)))
         metrics = self.evaluate(run_dir, added_cfg, ckpt,
                                 osp.join(run_dir, name))
         test = dict(record['test'])
@@ -226,9 +227,9 @@ class Experiment(Trainer):
             builder = next(f for f in plan if needs[f] == sources)
             os.makedirs(cache_dir, exist_ok=True)
             cfg_file = osp.join(cache_dir, f'{cache_name(sources)}.py')
-            atomic_write_text(cfg_file,
-                              self.config(Run(builder),
-                                          teacher_ckpt).pretty_text)
+            atomic_write_text(
+                cfg_file, config_text(self.config(Run(builder),
+                                                  teacher_ckpt)))
             self.runner(cache_command(cfg_file, out, teacher_ckpt),
                         osp.join(cache_dir, 'commands.log'))
             if not osp.isdir(out):

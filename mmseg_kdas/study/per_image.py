@@ -20,7 +20,6 @@ from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import METRICS, MODELS
@@ -33,6 +32,7 @@ from mmseg_kdas.utils.atomic import atomic_write_text
 from .configs import test_config
 from .ledger import RECORD, read_json
 from .protocol import RESULTS, ProtocolError, best_checkpoint
+from .stats import paired_test
 
 __all__ = ['CSV_COLUMNS', 'DEFAULT_METHODS', 'StudyModel', 'tested_runs',
            'predict_set', 'check_recorded_dice', 'format_per_image',
@@ -43,6 +43,8 @@ CSV_COLUMNS = ('image', 'gt_share', 'pred_share', 'dice', 'iou',
                'missed')
 DEFAULT_METHODS = ('teacher', 'student', 'KDAS (paper)', 'KDAS (tuned)')
 TOLERANCE = 1e-6
+#: The Dice difference from which a frame counts as better or worse.
+MARGIN = 0.05
 
 
 class StudyModel(NamedTuple):
@@ -149,14 +151,7 @@ def predict_set(config: str, checkpoint: str, data_root: str,
             for sample in model.test_step(batch):
                 sample = sample.to_dict()  # as mmengine's Evaluator
                 name = sample['img_path']
-                gt = sample['gt_sem_seg']['data'].squeeze(0)
-                # PolypMetric.process: its probability, resized to the mask
-                prob = metric._probability(sample['seg_logits']['data'],
-                                           name)
-                if prob.shape != gt.shape:
-                    prob = F.interpolate(
-                        prob[None, None], size=tuple(gt.shape),
-                        mode='bilinear', align_corners=False)[0, 0]
+                prob, gt = metric.sample_probability(sample, name)
                 figures = per_image_figures(
                     prob.cpu().numpy(), gt.cpu().numpy(), metric.threshold,
                     metric.min_max_normalize, metric.quantize,
@@ -205,6 +200,24 @@ def _table(head: Sequence, body: List[Sequence]) -> List[str]:
             '|'] + ['| ' + ' | '.join(map(str, row)) + ' |' for row in body]
 
 
+def _frame_means(tables: Sequence[Tuple[StudyModel, List[dict]]],
+                 method: str) -> np.ndarray:
+    """Per frame, the Dice of ``method`` averaged over its seeds."""
+    return np.mean([[r['dice'] for r in rows]
+                    for run, rows in tables if run.method == method], axis=0)
+
+
+def _better_worse(tables: Sequence[Tuple[StudyModel, List[dict]]],
+                  method: str, labels: Sequence[str], size_bin: str) -> str:
+    """``'12 / 3'``: frames of ``size_bin`` where ``method`` is at least
+    :data:`MARGIN` above / below the plain student (means over seeds)."""
+    diff = _frame_means(tables, method) - _frame_means(tables, 'student')
+    in_bin = np.array([label == size_bin for label in labels])
+    margin = MARGIN - 1e-9  # 0.55 - 0.6 counts as 0.05 below
+    return (f'{int(np.sum(in_bin & (diff >= margin)))} / '
+            f'{int(np.sum(in_bin & (diff <= -margin)))}')
+
+
 def format_per_image(tables: Sequence[Tuple[StudyModel, List[dict]]],
                      test_set: str, small: float = SMALL_SHARE) -> str:
     """The markdown summary of ``(model, per-image rows)`` by size bin."""
@@ -244,13 +257,27 @@ def format_per_image(tables: Sequence[Tuple[StudyModel, List[dict]]],
             diffs = {s: stats[(m, s), b]['dice'] -
                      stats[('student', s), b]['dice']
                      for s in seeds[m] if s in seeds['student']}
+            test = paired_test(list(diffs.values()))
             body.append([m, b] + [
                 f'{diffs[s]:+.4f}' if s in diffs else '-'
                 for s in seeds['student']
-            ] + [f'{statistics.mean(diffs.values()):+.4f}' if diffs else '-'])
+            ] + [f'{statistics.mean(diffs.values()):+.4f}' if diffs else '-'
+                 ] + (['-', '-'] if test is None else
+                      [f'{test[0]:+.2f}', f'{test[1]:.3f}']))
         lines += ['', '## Mean Dice minus the plain student\'s, paired by '
-                  'seed', ''] + _table(['method', 'bin'] + [
-                      f'seed {s}' for s in seeds['student']] + ['mean'], body)
+                  'seed', '', 'Paired t over the seeds (n - 1 degrees of '
+                  'freedom) and its two-sided p.', ''] + _table(
+                      ['method', 'bin'] + [
+                          f'seed {s}' for s in seeds['student']] +
+                      ['mean', 't', 'p'], body)
+        lines += ['', '## Frame by frame: the method against the plain '
+                  'student', '', f'Per frame, the Dice of each (mean over '
+                  'its seeds); frames where the method is at least '
+                  f'{MARGIN:g} above the plain student / at least {MARGIN:g}'
+                  ' below it, per size bin.', ''] + _table(
+                      ['method'] + [f'{b}: better / worse' for b in bins],
+                      [[m] + [_better_worse(tables, m, labels, b)
+                              for b in bins] for m in others])
     if 'teacher' in methods:
         right = [r['dice'] >= 0.5 for run, rows in tables
                  if run.method == 'teacher' for r in rows]

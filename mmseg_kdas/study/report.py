@@ -11,18 +11,78 @@ import os
 import os.path as osp
 import statistics
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmseg_kdas.utils.atomic import atomic_write_text
 from .configs import protocol_settings
 from .ledger import tested_sets, untested_sets, write_json
 from .protocol import (MEASURES, RESULTS, ROOT, Scores, Setting, final_methods,
                        setting_label)
-from .stats import gap_share, summarize
+from .stats import gap_share, head_to_head, paired_test, ranking, summarize
 
 
 def _fmt_diffs(diffs: Dict[int, float]) -> str:
     return ', '.join(f'{d:+.4f}' for _, d in sorted(diffs.items()))
+
+
+def _fmt_test(test: Optional[Tuple[float, float]]) -> str:
+    """``'+2.31 | 0.082'``: a paired t and its two-sided p, or dashes."""
+    return '- | -' if test is None else f'{test[0]:+.2f} | {test[1]:.3f}'
+
+
+def _head_to_head(args: argparse.Namespace, ts: str,
+                  results: Dict[str, Dict[int, dict]]) -> List[str]:
+    """The lines comparing each method of the study config's
+    ``head_to_head`` with every other distilled method on ``ts``."""
+    lines = []
+    key = f'{ts}/mDice'
+    others = [m for m in results if m != 'student']
+    for method in getattr(args, 'head_to_head', None) or []:
+        if method not in results:
+            continue
+        rows = head_to_head(results, method, others, key)
+        if not rows:
+            continue
+        seeds = sorted(results[method])
+        lines += [
+            '', f'{ts} mean Dice of {method} minus each other distilled '
+            f'method, paired by seed (seeds {seeds}; paired t, '
+            f'{len(seeds) - 1} degrees of freedom, and its two-sided p):', '',
+            '| other method | per-seed difference | mean difference | '
+            'paired t | p |', '|---|---|---|---|---|'
+        ] + [
+            f'| {r["other"]} | {_fmt_diffs(r["diffs"])} | {r["mean"]:+.4f} '
+            f'| {_fmt_test(None if r["t"] is None else (r["t"], r["p"]))} |'
+            for r in rows
+        ]
+    return lines
+
+
+def _ranking(test_sets: Sequence[str], teacher_record: dict,
+             results: Dict[str, Dict[int, dict]]) -> List[str]:
+    """The students ranked by mean Dice on each test set, side by side
+    (with the teacher's figure), e.g. in domain and out of domain."""
+    if not test_sets:
+        return []
+    ranked = {ts: ranking(results, f'{ts}/mDice') for ts in test_sets}
+    means = {
+        ts: {m: statistics.mean(r['test'][f'{ts}/mDice']
+                                for r in results[m].values())
+             for m in results} for ts in test_sets
+    }
+    lines = [
+        'The students ranked by mean Dice (mean over seeds) on each test '
+        'set, side by side; the teacher: ' + ', '.join(
+            f'{ts} {teacher_record["test"][f"{ts}/mDice"]:.4f}'
+            for ts in test_sets) + '.', '',
+        '| rank | ' + ' | '.join(test_sets) + ' |',
+        '|---|' + '---|' * len(test_sets)
+    ]
+    for i in range(len(results)):
+        lines.append(f'| {i + 1} | ' + ' | '.join(
+            f'{ranked[ts][i]} ({means[ts][ranked[ts][i]]:.4f})'
+            for ts in test_sets) + ' |')
+    return lines + ['']
 
 
 def _shown_path(path: str) -> str:
@@ -136,7 +196,8 @@ def write_report(args: argparse.Namespace, work: str,
                 '', f'{ts} mean Dice, paired by seed (method - plain '
                 f'student; seeds {seeds}; paired t: the mean difference '
                 f'over its standard error, {len(seeds) - 1} degrees of '
-                'freedom, "-" where the differences do not vary)' +
+                'freedom, and its two-sided p; "-" where the differences do '
+                'not vary)' +
                 (', and the share of the teacher - student gap '
                  f'({t_dice:.4f} - {s_dice:.4f}) that the method closes:'
                  if ahead else ':'), ''
@@ -144,19 +205,19 @@ def write_report(args: argparse.Namespace, work: str,
             if ahead:
                 lines += [
                     '| method | per-seed difference | mean difference | '
-                    'paired t | gap closed |', '|---|---|---|---|---|'
+                    'paired t | p | gap closed |', '|---|---|---|---|---|---|'
                 ]
             else:
                 lines += [
                     '| method | per-seed difference | mean difference | '
-                    'paired t |', '|---|---|---|---|'
+                    'paired t | p |', '|---|---|---|---|---|'
                 ]
             for method, diffs in dice['paired'].items():
                 mean_diff = (statistics.mean(diffs.values())
                              if diffs else float('nan'))
-                t = dice['paired_t'][method]
+                test = paired_test(list(diffs.values()))
                 row = (f'| {method} | {_fmt_diffs(diffs)} | {mean_diff:+.4f}'
-                       f' | {"-" if t is None else f"{t:+.2f}"}')
+                       f' | {_fmt_test(test)}')
                 if ahead:
                     row += f' | {dice["gap_closed"][method]:.1%}'
                 lines.append(row + ' |')
@@ -167,7 +228,9 @@ def write_report(args: argparse.Namespace, work: str,
                     'share of its lead is given, a share of a gap that is '
                     'not there means nothing.'
                 ]
+        lines += _head_to_head(args, ts, results)
         lines.append('')
+    lines += _ranking(test_sets, teacher_record, results)
     minutes = ', '.join(
         f'{method} {statistics.mean(r["minutes"] for r in seeds.values()):.1f}'
         for method, seeds in results.items())

@@ -19,6 +19,7 @@ from mmengine.config import Config
 
 from mmseg_kdas.utils.atomic import atomic_write_text
 from mmseg_kdas.utils.checkpoint_file import weights_digest
+from mmseg_kdas.utils.config_text import config_text
 from .ledger import RECORD, Ledger, read_json, write_json
 from .protocol import ROOT, ProtocolError
 
@@ -242,7 +243,7 @@ class Trainer(Ledger):
         account_interrupted_attempt(run_dir)  # before this call writes
         log_file = osp.join(run_dir, 'commands.log')
         cfg_file = osp.join(run_dir, f'{name}.py')
-        atomic_write_text(cfg_file, cfg.pretty_text)
+        atomic_write_text(cfg_file, config_text(cfg))
         iters = cfg.train_cfg.max_iters
         diverged = None
         # the last checkpoint alone is not a finished run: an attempt

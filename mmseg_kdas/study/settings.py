@@ -145,6 +145,12 @@ def load_study(study_file: str,
     if not args.methods or args.methods[0][:2] != ('student', 'student'):
         raise ProtocolError(f'{where}: the first method must be the plain '
                             "student: dict(name='student', family='student')")
+    names = [m[0] for m in args.methods]
+    args.head_to_head = list(cfg.get('head_to_head') or [])
+    for name in args.head_to_head:
+        if name not in names:
+            raise ProtocolError(f'{where}: head_to_head: {name!r} is not a '
+                                f'method (the methods: {names})')
     if args.device not in ('cpu', 'cuda'):
         raise ProtocolError(f"{where}: device must be 'cpu' or 'cuda', got "
                             f'{args.device!r}')

@@ -5,7 +5,7 @@ paired by seed against the plain student: the differences and their
 paired t; against the teacher: the share of its lead a method closes.
 """
 import statistics
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from scipy.stats import ttest_1samp
 
@@ -88,6 +88,55 @@ def paired_t(diffs: Sequence[float]) -> Optional[float]:
         The t statistic, or None for fewer than two differences or when
         they are all equal (no spread to measure the mean against).
     """
+    test = paired_test(diffs)
+    return None if test is None else test[0]
+
+
+def paired_test(diffs: Sequence[float]) -> Optional[Tuple[float, float]]:
+    """The paired t of per-seed differences and its two-sided p value
+    (:func:`scipy.stats.ttest_1samp` against 0, ``n - 1`` degrees of
+    freedom), or None as :func:`paired_t`."""
     if len(diffs) < 2 or statistics.stdev(diffs) == 0:
         return None
-    return float(ttest_1samp(diffs, 0.0).statistic)
+    test = ttest_1samp(list(diffs), 0.0)
+    return float(test.statistic), float(test.pvalue)
+
+
+def head_to_head(results: Dict[str, Dict[int, dict]], method: str,
+                 others: Sequence[str], key: str) -> List[dict]:
+    """``method`` against each of ``others``, paired by seed.
+
+    Args:
+        results: ``{method: {seed: record}}``, records with ``test``.
+        method: The method compared (e.g. ``'KDAS (tuned)'``).
+        others: The methods it is compared with.
+        key: A metric key, e.g. ``'CVC-ColonDB/mDice'``.
+
+    Returns:
+        list: Per other method (skipping ``method`` itself), ``other``,
+        ``diffs`` (``{seed: method - other}`` over the seeds both have),
+        ``mean`` (their mean, NaN when none), ``t`` and ``p``
+        (:func:`paired_test`, None when it gives none).
+    """
+    rows = []
+    for other in others:
+        if other == method:
+            continue
+        a, b = results[method], results[other]
+        diffs = {s: a[s]['test'][key] - b[s]['test'][key]
+                 for s in sorted(a) if s in b}
+        test = paired_test(list(diffs.values()))
+        rows.append(dict(
+            other=other, diffs=diffs,
+            mean=statistics.mean(diffs.values()) if diffs else float('nan'),
+            t=None if test is None else test[0],
+            p=None if test is None else test[1]))
+    return rows
+
+
+def ranking(results: Dict[str, Dict[int, dict]], key: str) -> List[str]:
+    """The methods by their mean of ``key`` over seeds, best first (mean
+    Dice: higher is better)."""
+    means = {m: statistics.mean(r['test'][key] for r in seeds.values())
+             for m, seeds in results.items()}
+    return sorted(means, key=lambda m: -means[m])

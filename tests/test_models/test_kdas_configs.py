@@ -36,10 +36,35 @@ def test_every_kdas_config_is_covered():
         'kdas_pvtb2_to_b0_kvasir.py',
         'kdas_polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-352x352.py',
         'kdas-ref_polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-352x352.py',
+        'kdas-t4_polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-352x352.py',
         'kdas_segformer-mit-b2_segformer-mit-b0_1xb16-100e_pranet-352x352.py',
         'kdas_polyp-pvt-b2_mobilenetv3-segformerhead_1xb16-100e_pranet-'
         '352x352.py',
     }
+
+
+def test_the_t4_config_supervises_attention_at_t4():
+    # the paper's config with T = 4, in the loss values: 0.3 L_AT at T 4
+    name = 'kdas-t4_polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-352x352.py'
+    cfg, model = _build(name, deterministic=True)
+    paper = Config.fromfile(osp.join(
+        ROOT, 'configs', 'kdas',
+        'kdas_polyp-pvt-b2_polyp-pvt-b0_1xb16-100e_pranet-352x352.py'))
+    assert cfg.model.alpha == paper.model.alpha == 0.3
+    model.train()
+    data = model.data_preprocessor(make_batch(1, (64, 64)), False)
+    inputs, samples = data['inputs'], data['data_samples']
+    losses = model.loss(inputs, samples)
+    student = model.student._forward(inputs)
+    teacher = model.teacher._forward(inputs)
+    for i in range(2):
+        at_t4 = attention_supervision_loss(student[i], teacher[i],
+                                           temperature=4.0)
+        at_t2 = attention_supervision_loss(student[i], teacher[i],
+                                           temperature=2.0)
+        assert torch.allclose(losses[f'loss_at_{i}'], 0.3 * at_t4,
+                              rtol=1e-5)
+        assert not torch.allclose(at_t4, at_t2, rtol=1e-3)
 
 
 def test_design_card_config_is_the_paper_pair():

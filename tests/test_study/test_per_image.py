@@ -150,8 +150,15 @@ def test_markdown_summary_by_hand():
     assert '| small | 1 | 0.8000 | 0.5000 | 0.6000 |' in md
     assert '| large | 1 | 0.9000 | 0.6000 | 0.5500 |' in md
     # paired by seed: small +0.1, +0.1; large -0.1, 0
-    assert '| KDAS (paper) | small | +0.1000 | +0.1000 | +0.1000 |' in md
-    assert '| KDAS (paper) | large | -0.1000 | +0.0000 | -0.0500 |' in md
+    # paired t over the seeds: none where the differences do not vary;
+    # large: mean -0.05, std 0.0707, t = -0.05 / (0.0707 / sqrt 2) = -1,
+    # two-sided p at 1 degree of freedom 0.5
+    assert ('| KDAS (paper) | small | +0.1000 | +0.1000 | +0.1000 | - | - |'
+            in md)
+    assert ('| KDAS (paper) | large | -0.1000 | +0.0000 | -0.0500 | -1.00 | '
+            '0.500 |') in md
+    # frame by frame (means over seeds): small 0.6 vs 0.5, large 0.55 vs 0.6
+    assert '| KDAS (paper) | 1 / 0 | 0 / 1 |' in md
     assert '| small | 1.000 / 0.000 |' in md
     # teacher right (>= 0.5), model not: student seed 0 on the small frame
     assert '| student | 0 | 1 | 0 |' in md

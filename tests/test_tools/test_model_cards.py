@@ -20,7 +20,8 @@ from mmseg_kdas.study import cards
 tool = load_tool('tools/kd_study.py')
 FILES = [
     cards.STUDY, 'configs/kdas/README.md', 'configs/kd_baselines/README.md',
-    'configs/kdas/metafile.yaml', 'configs/kd_baselines/metafile.yaml'
+    'configs/kdas/metafile.yaml', 'configs/kd_baselines/metafile.yaml',
+    cards.SUMMARY
 ]
 
 
@@ -94,6 +95,23 @@ def test_the_cards_hold_the_results(finished, capsys):
     # the row of KDAS at the paper's setting is named as this repository's
     assert "| KDAS at the paper's setting | PVTv2-B0 |" in readme
     assert '| KDAS (paper) |' not in readme
+    # the front page's summary: every method on every set, in the study
+    # config's order, with the difference to the plain student
+    front = (root / cards.SUMMARY).read_text()
+    summary = front.split(cards.BEGIN, 1)[1].split(cards.END, 1)[0]
+    assert '| model | ETIS | Kvasir |' in summary
+    assert '| teacher: Polyp-PVT, PVTv2-B2 | 0.5000 | 0.8000 |' in summary
+    assert ('| KDAS (tuned), α = 0.5, T = 4 | 0.5860 ± 0.0010 (+0.035, t -)'
+            ' | 0.6860 ± 0.0010 (+0.035, t -) |') in summary
+    names = [line.split(' | ')[0] for line in summary.splitlines()
+             if line.startswith('| ')][2:]
+    assert names[:3] == ['| plain student: Polyp-PVT, PVTv2-B0',
+                         "| KDAS at the paper's setting, α = 0.3, T = 2",
+                         '| KDAS (tuned), α = 0.5, T = 4']
+    assert len(names) == 9 and '| KDAS-ref' in names  # 'as configured'
+    assert 'Kvasir 23%' in summary  # (0.686 - 0.651) / (0.8 - 0.651)
+    with open(os.path.join(ROOT, cards.SUMMARY)) as f:
+        assert front.endswith(f.read().split(cards.END, 1)[1])
     study = (root / cards.STUDY).read_text()
     report = (work / 'results.md').read_text().rstrip('\n')
     assert report in study
@@ -175,3 +193,38 @@ def test_bad_inputs_are_named(tmp_path):
     (docs / 'results.json').write_text(json.dumps({'test_sets': []}))
     with pytest.raises(KeyError, match="no 'teacher'"):
         tool.main(['--cards', '--root', str(root)])
+
+
+def _get(cfg, dotted):
+    for key in dotted.split('.'):
+        cfg = cfg[key]
+    return cfg
+
+
+def test_a_tuned_config_holds_its_setting_and_nothing_else():
+    from mmengine.config import Config
+
+    from mmseg_kdas.study.protocol import setting_label
+    preset = cards.preset()
+    assert cards.TUNED_CONFIGS  # else this test checks nothing
+    for family, configs in cards.TUNED_CONFIGS.items():
+        base = Config.fromfile(os.path.join(ROOT, preset.families[family]))
+        for label, path in configs.items():
+            chosen = [s for s in preset.grids[family]
+                      if setting_label(s) == label]
+            assert len(chosen) == 1, (label, preset.grids[family])
+            cfg = Config.fromfile(os.path.join(ROOT, path))
+            for key, value in chosen[0]:
+                assert _get(cfg.model, key) == value, (path, key)
+            # not the family's own setting
+            assert any(_get(base.model, k) != v for k, v in chosen[0])
+            # the family's config with the setting's keys set is this one
+            base_copy = Config(base.to_dict())
+            base_copy.merge_from_dict(
+                {f'model.{k}': v for k, v in chosen[0]})
+            assert base_copy.to_dict() == cfg.to_dict(), path
+            # its card names it when the study chose that setting
+            spec = cards.cards()['configs/kdas']['models']['KDAS (tuned)']
+            assert cards._config(spec, dict(setting=label)) == path
+            assert cards._config(spec, dict(
+                setting='α = 0.5, T = 2')) == preset.families[family]
