@@ -216,3 +216,95 @@ def test_calibration_errors(int8, tmp_path, monkeypatch, capsys):
         quantize_onnx(int8['onnx'], [], str(tmp_path / 'x.int8.onnx'))
     with pytest.raises(ValueError, match='quantised already'):
         quantize_onnx(int8['int8'], ['a.png'])
+
+
+def _tiny_data_root(int8) -> str:
+    """A data root whose TestDataset/tiny is the fixture's test folder."""
+    root = int8['root'] / 'data_root'
+    if not (root / 'TestDataset' / 'tiny').is_dir():
+        (root / 'TestDataset').mkdir(parents=True)
+        os.symlink(int8['test'], root / 'TestDataset' / 'tiny')
+    return str(root)
+
+
+def _mmseg_mdice(config: str, checkpoint: str, pairs) -> float:
+    """Mean Dice of the PyTorch model through mmseg's inference and
+    PolypMetric, as tools/test.py measures it."""
+    from mmengine.runner import load_checkpoint
+    from mmengine.structures import PixelData
+    from mmseg.apis import inference_model
+    from mmseg.structures import SegDataSample
+
+    from mmseg_kdas.datasets.transforms import binarize_mask
+    from mmseg_kdas.evaluation import PolypMetric
+    cfg = Config.fromfile(config)
+    model = build_segmentor(cfg)
+    load_checkpoint(model, checkpoint, map_location='cpu')
+    dataset = cfg.test_dataloader.dataset
+    pipeline = dataset.get('pipeline') or dataset.datasets[0].pipeline
+    cfg.test_pipeline = [t for t in pipeline
+                         if t.type != 'LoadPolypAnnotations']  # no mask
+    model.cfg = cfg  # what inference_model reads the test pipeline from
+    model.eval()
+    metric = PolypMetric(default_test_set='tiny')
+    for image, mask in pairs:
+        sample = inference_model(model, image)
+        gt = binarize_mask(cv2.imread(mask, cv2.IMREAD_UNCHANGED))
+        out = SegDataSample(seg_logits=sample.seg_logits, metainfo=dict(
+            img_path=image))
+        out.gt_sem_seg = PixelData(data=torch.from_numpy(gt)[None].long())
+        metric.process({}, [out.to_dict()])
+    return metric.compute_metrics(metric.results)['tiny/mDice']
+
+
+def test_accuracy_of_the_int8_model_on_a_test_set(int8, monkeypatch,
+                                                  capsys):
+    from mmseg_kdas.deployment.accuracy import set_accuracy, test_set_pairs
+    data_root = _tiny_data_root(int8)
+    pairs = test_set_pairs(data_root, 'tiny')
+    assert [osp.basename(i) for i, _ in pairs] == ['0.png', '1.png']
+    out = str(int8['root'] / 'accuracy.json')
+    assert run_tool(monkeypatch, 'tools/analysis_tools/deploy_accuracy.py',
+                    int8['onnx'], int8['int8'], '--data-root', data_root,
+                    '--test-sets', 'tiny', '--threads', 1, '--out',
+                    out) == 0
+    import json
+    with open(out) as f:
+        figures = json.load(f)['tiny']
+    float_, quantized = figures[int8['onnx']], figures[int8['int8']]
+    # the float export scores what mmseg's PyTorch model scores
+    assert float_['mDice'] == pytest.approx(
+        _mmseg_mdice(int8['config'], int8['checkpoint'], pairs), abs=1e-3)
+    assert float_['frames'] == 2 and 'delta_mDice' not in float_
+    assert quantized['delta_mDice'] == pytest.approx(
+        quantized['mDice'] - float_['mDice'])
+    assert 0 <= quantized['max_abs_prob_diff'] <= 0.2  # the agreement bound
+    assert 0 <= quantized['mask_share_differ'] <= 0.06
+    assert 'reference' in capsys.readouterr().out
+    # a model against itself: nothing changes
+    same = build_predictor(int8['onnx'], threads=1)
+    self_check = set_accuracy([('a', same), ('b', same)], pairs)
+    assert self_check['b']['delta_mDice'] == 0
+    assert self_check['b']['max_abs_prob_diff'] == 0
+    assert self_check['b']['mask_share_differ'] == 0
+    # --max-delta: a change past it fails the check
+    if quantized['delta_mDice'] != 0:
+        assert run_tool(
+            monkeypatch, 'tools/analysis_tools/deploy_accuracy.py',
+            int8['onnx'], int8['int8'], '--data-root', data_root,
+            '--test-sets', 'tiny', '--threads', 1, '--max-delta',
+            abs(quantized['delta_mDice']) / 2) == 1
+
+
+def test_accuracy_names_a_missing_mask(int8, tmp_path):
+    from mmseg_kdas.deployment.accuracy import test_set_pairs
+    root = tmp_path / 'TestDataset' / 'x'
+    (root / 'images').mkdir(parents=True)
+    (root / 'masks').mkdir()
+    image = read_image(osp.join(int8['test'], 'images', '0.png'))
+    cv2.imwrite(str(root / 'images' / 'a.png'), image)
+    cv2.imwrite(str(root / 'masks' / 'b.png'), image[..., 0])
+    with pytest.raises(FileNotFoundError, match=r'a.png: no mask a\.\*'):
+        test_set_pairs(str(tmp_path), 'x')
+    with pytest.raises(FileNotFoundError, match='no folder'):
+        test_set_pairs(str(tmp_path), 'y')
