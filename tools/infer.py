@@ -17,8 +17,9 @@ twin of the file under ONNX Runtime (``FILE.int8.onnx``, written by
 image, a folder of images or a video. Under DIR: ``masks/<name>.png``
 (0 / 255 at the image's size) for every image or frame
 (``<video>_<frame:06d>.png``), ``probs/`` and ``overlays/`` on request,
-``<video>_overlay.mp4`` for a video (overlay and running FPS on each
-frame) and ``summary.json``. Unreadable images and frames are named,
+with ``--save-overlay`` for a video also ``<video>_overlay.mp4``
+(overlay and running FPS on each frame; not drawn nor encoded without it)
+and ``summary.json``. Unreadable images and frames are named,
 skipped and listed at the end; the exit status is then 1.
 """
 import argparse
@@ -67,7 +68,8 @@ def parse_args():
     parser.add_argument(
         '--save-overlay',
         action='store_true',
-        help='also write overlay images (overlays/)')
+        help='also write overlay images (overlays/), and for a video the '
+        'overlay video')
     parser.add_argument(
         '--no-spinning',
         action='store_true',

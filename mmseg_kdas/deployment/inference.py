@@ -239,7 +239,8 @@ def infer_video(path: str,
                 fourcc: str = 'mp4v',
                 fps_window: int = 30,
                 report: Optional[InferenceReport] = None) -> InferenceReport:
-    """Segment every frame of a video and write an overlay video.
+    """Segment every frame of a video; with ``save_overlay``, also write an
+    overlay video.
 
     Frames are named after their index in the video (``<name>_000042``),
     so a broken frame leaves a gap in the names. A frame that OpenCV
@@ -254,7 +255,10 @@ def infer_video(path: str,
         out_dir: Frame outputs go under it as for :func:`infer_images`; the
             video is ``<out_dir>/<name>_overlay.mp4``.
         save_prob: Also write each frame's 8-bit probability map.
-        save_overlay: Also write each frame's overlay as an image.
+        save_overlay: Also write each frame's overlay as an image and the
+            overlay video (with the running FPS drawn on every frame).
+            Without it no frame is drawn or encoded: the masks alone, at
+            the rate the network allows.
         progress: Show a progress bar with ETA.
         fourcc: Codec of the output video.
         fps_window: Frames over which the drawn running FPS is measured.
@@ -274,7 +278,8 @@ def infer_video(path: str,
     writer = _Writer(out_dir, save_prob, save_overlay)
     report = InferenceReport() if report is None else report
     video_path = osp.join(out_dir, f'{stem}_overlay.mp4')
-    report.outputs.append(video_path)
+    if save_overlay:
+        report.outputs.append(video_path)
     stamps: collections.deque = collections.deque(maxlen=fps_window)
     videos: List[cv2.VideoWriter] = []
 
@@ -300,11 +305,13 @@ def infer_video(path: str,
 
     start = time.perf_counter()
     try:
+        stages = [('postprocess',
+                   _postprocess_and_write(writer, predictor.spec))]
+        if save_overlay:
+            stages.append(('encode', encode))
         run_stages(
             _frame_items(capture, path, stem, predictor.spec, total, rate),
-            predictor,
-            [('postprocess', _postprocess_and_write(writer, predictor.spec)),
-             ('encode', encode)], report, _progress(total, progress))
+            predictor, stages, report, _progress(total, progress))
     finally:
         report.seconds = time.perf_counter() - start
         capture.release()
@@ -330,7 +337,7 @@ def infer(source: str,
             :func:`~mmseg_kdas.deployment.backends.build_predictor`).
         out_dir: Output folder.
         save_prob: Also write probability maps.
-        save_overlay: Also write overlays (images; a video always gets its
+        save_overlay: Also write overlays (images; for a video also its
             overlay video).
         progress: Show a progress bar with ETA.
 

@@ -491,16 +491,24 @@ def test_infer_video(exported, backend, tmp_path, monkeypatch):
     video = str(tmp_path / 'clip.avi')
     write_video(video)
     out = tmp_path / 'out'
+    # the overlay video only when asked (one backend asks)
+    overlay = backend == 'onnxruntime'
     status = run_tool(monkeypatch, 'tools/infer.py', video,
                       *model_args(exported, backend), '--out', out,
-                      '--threads', 1)
+                      '--threads', 1, *(['--save-overlay'] * overlay))
     assert status == 0
     assert sorted(os.listdir(out / 'masks')) == [
         f'clip_{i:06d}.png' for i in range(10)
     ]
     assert cv2.imread(str(out / 'masks' / 'clip_000000.png'),
                       0).shape == (48, 64)
-    assert count_frames(str(out / 'clip_overlay.mp4')) == (10, (48, 64, 3))
+    if overlay:
+        assert count_frames(str(out / 'clip_overlay.mp4')) == (10,
+                                                               (48, 64, 3))
+        assert len(os.listdir(out / 'overlays')) == 10
+    else:
+        assert not (out / 'clip_overlay.mp4').exists()
+        assert not (out / 'overlays').exists()
     with open(out / 'summary.json') as f:
         summary = json.load(f)
     assert summary['written'] == 10 and summary['failures'] == []
@@ -509,8 +517,11 @@ def test_infer_video(exported, backend, tmp_path, monkeypatch):
     from mmseg_kdas.deployment.backends import openvino_precision
     assert summary['precision'] == (openvino_precision('auto') if backend
                                     == 'openvino' else 'f32')
+    assert summary['outputs'] == ([str(out / 'clip_overlay.mp4')]
+                                  if overlay else [])
     for times in (summary['stage_seconds'], summary['stage_cpu_seconds']):
-        assert set(times) == {'read', 'infer', 'postprocess', 'encode'}
+        assert set(times) == {'read', 'infer', 'postprocess'} | (
+            {'encode'} if overlay else set())
         assert all(t >= 0 for t in times.values())
     assert 0 < summary['stage_seconds']['infer'] < summary['seconds']
 
@@ -527,7 +538,7 @@ def test_infer_video_with_broken_and_missing_frames(exported, tmp_path):
     open(video, 'wb').write(data)
 
     report = infer(video, build_predictor(exported['onnx'], threads=1),
-                   str(tmp_path / 'out'), progress=False)
+                   str(tmp_path / 'out'), save_overlay=True, progress=False)
     assert report.written == 7
     assert [name.rsplit(' ', 1)[1] for name, _ in report.failures] == [
         '4', '8', '9'

@@ -33,7 +33,9 @@ With ``--video`` (or ``--video-from``, which writes a video of the images
 of a folder at ``--video-size``, 25 FPS), ``tools/infer.py`` is run on it
 with the last config under every backend and precision measured and its
 end-to-end frames per second are reported (decoding, resizing, inference,
-the logits resized to the frame, mask PNGs, overlay, encoding), with the
+the logits resized to the frame, mask PNGs; with ``--video-overlay`` also
+the overlay and its encoding, which ``tools/infer.py`` does only when
+asked), with the
 share of ``1000 / b1 latency`` it reaches. The run ends with the targets:
 last vs first model >= 5.0x under one backend and precision, the best
 b1 latency of the last model <= 25 ms, video >= 25 FPS end to end and
@@ -126,6 +128,11 @@ def parse_args():
         nargs=2,
         default=[720, 576],
         metavar=('W', 'H'))
+    parser.add_argument(
+        '--video-overlay',
+        action='store_true',
+        help="run tools/infer.py with --save-overlay (overlay images and "
+        "video, the 'encode' stage); default: its defaults, masks only")
     parser.add_argument(
         '--profile',
         action='store_true',
@@ -311,9 +318,10 @@ def main():
                                  precision
                              ]))
         for i, (key, label, model_args, options) in enumerate(runs):
-            summary = video_fps(video, model_args,
-                                osp.join(args.work_dir, f'video_{i}'),
-                                args.threads, *options)
+            summary = video_fps(
+                video, model_args, osp.join(args.work_dir, f'video_{i}'),
+                args.threads, *options,
+                *(['--save-overlay'] if args.video_overlay else []))
             bound = 1.0 / deployed[key]
             frames = max(summary['written'], 1)
             cpu = summary.get('stage_cpu_seconds', {})
@@ -322,7 +330,7 @@ def main():
                 f'{summary["seconds"]:.1f}', f'{summary["fps"]:.1f}',
                 f'{bound:.1f}', f'{100 * summary["fps"] / bound:.0f} %'
             ] + [
-                f'{1e3 * cpu.get(stage, 0.0) / frames:.1f}'
+                f'{1e3 * cpu[stage] / frames:.1f}' if stage in cpu else '-'
                 for stage in ('read', 'postprocess', 'encode')
             ])
             fps_of[label] = (summary['fps'], summary['fps'] / bound)
@@ -330,9 +338,11 @@ def main():
         w = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         h = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         capture.release()
+        drawn = ('overlay, encode; --save-overlay' if args.video_overlay
+                 else 'its default options: no overlay, no video')
         print(f'\ntools/infer.py end to end on {video} ({w}x{h}; decode, '
-              'resize, infer, logits to the frame size, mask PNG, overlay, '
-              f'encode), {args.threads} threads; bound = 1000 / b1 ms; CPU '
+              f'resize, infer, logits to the frame size, mask PNG; {drawn}'
+              f'), {args.threads} threads; bound = 1000 / b1 ms; CPU '
               'ms per frame of the stages around the network (read: decode '
               'and resize; post: the map at the frame size and its PNG; '
               'encode: overlay and video), which the network\'s threads '
