@@ -308,3 +308,32 @@ def test_accuracy_names_a_missing_mask(int8, tmp_path):
         test_set_pairs(str(tmp_path), 'x')
     with pytest.raises(FileNotFoundError, match='no folder'):
         test_set_pairs(str(tmp_path), 'y')
+
+
+def _int8_weights(path: str):
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(path)
+    return [numpy_helper.to_array(t) for t in model.graph.initializer
+            if t.data_type == onnx.TensorProto.INT8 and t.dims]
+
+
+def test_reduce_range_keeps_weights_to_7_bits(int8, monkeypatch, tmp_path):
+    onnx_path = str(tmp_path / 'tiny.onnx')
+    assert run_tool(monkeypatch, 'tools/deployment/pytorch2onnx.py',
+                    int8['config'], int8['checkpoint'], '--out', onnx_path,
+                    '--precision', 'int8', '--reduce-range', '--calib-num',
+                    CALIB_NUM, '--threads', 1) == 0
+    reduced = str(tmp_path / 'tiny.int8.onnx')
+    spec = build_predictor(reduced, threads=1).spec
+    assert spec.source['quantization']['reduce_range'] is True
+    # 8-bit weights reach -128 or 127 (symmetric per channel); 7-bit ones
+    # stay within [-64, 63]
+    full = _int8_weights(int8['int8'])
+    assert full and max(int(np.abs(w.astype(int)).max()) for w in full) > 64
+    weights = _int8_weights(reduced)
+    assert len(weights) == len(full)
+    assert max(int(np.abs(w.astype(int)).max()) for w in weights) <= 64
+    assert run_tool(monkeypatch, 'tools/deployment/pytorch2onnx.py',
+                    int8['config'], int8['checkpoint'], '--out', onnx_path,
+                    '--reduce-range') == 1

@@ -111,6 +111,11 @@ def parse_args():
         help='int8: also write FILE.int8.onnx, calibrated on training '
         'images')
     parser.add_argument(
+        '--reduce-range',
+        action='store_true',
+        help='int8: 7-bit weights, for CPUs without VNNI (AVX2 only), '
+        "whose 8-bit products can saturate (ONNX Runtime's advice)")
+    parser.add_argument(
         '--calib-num',
         type=int,
         default=DEFAULT_CALIBRATION_IMAGES,
@@ -157,6 +162,8 @@ def main():
             raise SystemExit(f'{what} file not found: {path}')
     images = verify_images(args) if args.verify else []
     calibration = []
+    if args.reduce_range and args.precision != 'int8':
+        raise SystemExit('--reduce-range goes with --precision int8')
     if args.precision == 'int8':  # checked before exporting
         if args.out.endswith(INT8_SUFFIX):
             raise SystemExit(f'--precision int8: --out names the float '
@@ -218,9 +225,11 @@ def verify(args, model, images: list) -> None:
 def quantize(args, calibration: list, images: list) -> None:
     """Write FILE.int8.onnx; with images, its agreement with FILE."""
     start = time.perf_counter()
-    out = quantize_onnx(args.out, calibration)
+    out = quantize_onnx(args.out, calibration,
+                        reduce_range=args.reduce_range)
     print(f'quantized {out} ({osp.getsize(out) / 2**20:.1f} MiB, '
-          f'{time.perf_counter() - start:.0f} s): static INT8 (QDQ), '
+          f'{time.perf_counter() - start:.0f} s): static INT8 (QDQ'
+          f'{", 7-bit weights" if args.reduce_range else ""}), '
           f'calibrated on {len(calibration)} training images')
     if not images:
         return
