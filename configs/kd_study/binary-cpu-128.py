@@ -1,7 +1,10 @@
 # The distillation study (tools/kd_study.py, mmseg_kdas.study) on any binary
 # data root in the PraNet layout, at CPU scale: 128x128 images, batch 8,
 # every network from scratch, a converging schedule, 2 threads with the CPU
-# determinism settings, about 8 hours on 2 cores. Runs whose data root has
+# determinism settings, five seeds: the plan estimates 4.8 hours on 2 cores
+# of an AVX-512 CPU, 10.5 on the slower AVX2 ones (it warns above
+# `budget_minutes`; "seeds=[0,1,2]": 3.6 and 7.8 hours; PraNet's 1,450
+# training and 480 test images). Runs whose data root has
 # no validation list get one made (`val_split`), written to the work dir and
 # the ledger. docs/en/study.md says what each stage does.
 #
