@@ -12,14 +12,14 @@ MODEL is a config with its CHECKPOINT (PyTorch) or an ``.onnx`` file from
 OpenVINO computes in bfloat16 where the CPU has it natively and in
 float32 elsewhere (``--precision auto``, the default); ``f32`` asks for
 float32, ``bf16`` insists on bfloat16. ``--precision int8`` runs the INT8
-twin of the file under ONNX Runtime (``FILE.int8.onnx``, written by
+twin of the file under ONNX Runtime or OpenVINO (``FILE.int8.onnx``, written by
 ``pytorch2onnx.py --precision int8``; never the default). INPUT is an
 image, a folder of images or a video. Under DIR: ``masks/<name>.png``
 (0 / 255 at the image's size) for every image or frame
-(``<video>_<frame:06d>.png``), ``probs/`` and ``overlays/`` on request,
-with ``--save-overlay`` for a video also ``<video>_overlay.mp4``
-(overlay and running FPS on each frame; not drawn nor encoded without it)
-and ``summary.json``. Unreadable images and frames are named,
+(``<video>_<frame:06d>.png``), ``probs/`` and ``overlays/`` on request
+(``--save-overlay``: for a video also ``<video>_overlay.mp4``, overlay and
+running FPS on each frame; without it no frame is drawn or encoded), and
+always ``summary.json``. Unreadable images and frames are named,
 skipped and listed at the end; the exit status is then 1.
 """
 import argparse
@@ -52,7 +52,7 @@ def parse_args():
         default=None,
         help='OpenVINO arithmetic: auto = bf16 where the CPU has it '
         f'natively, else f32 (default: {OPENVINO_DEFAULT_PRECISION}); '
-        'int8: the ONNX Runtime model FILE.int8.onnx')
+        'int8: the INT8 twin FILE.int8.onnx (onnxruntime, openvino)')
     parser.add_argument(
         '--shape',
         type=int,

@@ -41,7 +41,7 @@ def test_set_pairs(data_root: str, test_set: str) -> List[Tuple[str, str]]:
         if not osp.isdir(folder):
             raise FileNotFoundError(f'no folder {folder}')
     by_stem = {osp.splitext(osp.basename(p))[0]: p
-               for p in list_images(masks)}
+               for p in list_images(masks)}  # ValueError when empty
     pairs = []
     for image in list_images(images):
         stem = osp.splitext(osp.basename(image))[0]
@@ -72,6 +72,11 @@ def set_accuracy(predictors: Sequence[Tuple[str, Predictor]],
     """
     if not predictors:
         raise ValueError('no model to evaluate')
+    names = [name for name, _ in predictors]
+    if len(set(names)) != len(names):
+        raise ValueError(f'a model is named twice: {names}')
+    if not pairs:
+        raise ValueError('no frame to evaluate on')
     for name, predictor in predictors:
         if not predictor.spec.binary:
             raise ValueError(f'{name}: not a binary model; the polyp '

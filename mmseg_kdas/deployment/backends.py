@@ -49,8 +49,8 @@ OPENVINO_PRECISIONS = ('auto', 'f32', 'bf16')
 #: precisions").
 OPENVINO_DEFAULT_PRECISION = 'auto'
 #: Every ``--precision`` of ``tools/infer.py``: OpenVINO's, and ``'int8'``
-#: for ONNX Runtime (the model's ``.int8.onnx`` twin; not a default until
-#: checked on trained students).
+#: for ONNX Runtime and OpenVINO (the model's ``.int8.onnx`` twin, whose
+#: QDQ pairs OpenVINO runs as integer kernels; never a default).
 PRECISIONS = OPENVINO_PRECISIONS + ('int8', )
 
 
@@ -279,7 +279,9 @@ class OpenVINOPredictor(Predictor):
             physical cores).
         precision: ``'auto'``, ``'f32'`` or ``'bf16'`` (see
             :func:`openvino_precision`); None:
-            :data:`OPENVINO_DEFAULT_PRECISION`.
+            :data:`OPENVINO_DEFAULT_PRECISION`; ``'int8'`` for an INT8
+            file (``quantize_onnx``'s QDQ model: its quantised operators in
+            8-bit integers, the others in float32).
         profile: Collect OpenVINO's per-layer counters
             (:meth:`layer_times`).
     """
@@ -299,14 +301,16 @@ class OpenVINOPredictor(Predictor):
         if not osp.isfile(onnx_path):
             raise FileNotFoundError(f'ONNX model not found: {onnx_path}')
         self.core = ov.Core()
-        self.precision = openvino_precision(
-            precision or OPENVINO_DEFAULT_PRECISION, self.core)
         self.spec = read_onnx_spec(onnx_path)
-        if self.spec.source.get('precision') == 'int8':
-            raise ValueError(
-                f'{onnx_path} is an INT8 model, which only the onnxruntime '
-                'backend runs; give OpenVINO the float model '
-                f'({self.spec.source.get("float_model")})')
+        quantized = self.spec.source.get('precision') == 'int8'
+        if quantized and precision not in (None, 'int8'):
+            raise ValueError(f'{onnx_path} is an INT8 model: precision '
+                             f"'int8' (or none), not {precision!r}")
+        if precision == 'int8' and not quantized:
+            raise ValueError(f"precision 'int8': {onnx_path} is a float "
+                             'model (its spec records no INT8 quantisation)')
+        self.precision = 'int8' if quantized else openvino_precision(
+            precision or OPENVINO_DEFAULT_PRECISION, self.core)
         self.onnx_path = onnx_path
         try:
             self.model = self.core.read_model(onnx_path)
@@ -318,7 +322,9 @@ class OpenVINOPredictor(Predictor):
             raise ValueError(f'{onnx_path}: inputs {names}, expected '
                              f'[{self.spec.input_name!r}]')
         self.config: Dict[str, object] = {
-            'INFERENCE_PRECISION_HINT': self.precision,
+            # INT8: the operators left in float run in float32
+            'INFERENCE_PRECISION_HINT': 'f32' if quantized else
+            self.precision,
             'PERFORMANCE_HINT': 'LATENCY',
             'NUM_STREAMS': 1,
             'PERF_COUNT': bool(profile),
@@ -389,9 +395,9 @@ def build_predictor(model: str,
         spinning: Of ONNX Runtime's threads (see :func:`ort_session`).
         precision: Of OpenVINO (:data:`OPENVINO_PRECISIONS`; None:
             :data:`OPENVINO_DEFAULT_PRECISION`), or ``'int8'`` for ONNX
-            Runtime, which then runs the INT8 twin of ``model``
-            (``model.int8.onnx``; ``model`` may name it); PyTorch runs
-            float32 only.
+            Runtime and OpenVINO, which then run the INT8 twin of ``model``
+            (``model.int8.onnx``; ``model`` may name it, and an INT8 file
+            runs as INT8 without it); PyTorch runs float32 only.
     """
     is_onnx = model.endswith('.onnx')
     backend = backend or ('onnxruntime' if is_onnx else 'pytorch')
@@ -401,11 +407,9 @@ def build_predictor(model: str,
     if precision not in (None, ) + PRECISIONS:
         raise ValueError(f'precision must be one of {PRECISIONS}, got '
                          f'{precision!r}')
-    if precision == 'int8' and backend != 'onnxruntime':
-        supported = ', '.join(OPENVINO_PRECISIONS) \
-            if backend == 'openvino' else 'f32'
-        raise ValueError(f'--precision int8: only the onnxruntime backend '
-                         f'runs the INT8 model; {backend} runs {supported}')
+    if precision == 'int8' and backend == 'pytorch':
+        raise ValueError('--precision int8: the onnxruntime and openvino '
+                         'backends run the INT8 model; pytorch runs f32')
     if precision not in (None, 'f32', 'int8') and backend != 'openvino':
         raise ValueError(f'--precision {precision}: only the openvino '
                          f'backend has it; {backend} runs f32' +

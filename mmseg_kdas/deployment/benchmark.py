@@ -63,7 +63,7 @@ def backend_runners(model: Optional[torch.nn.Module], onnx_path: str,
         precisions: OpenVINO's, one runner each.
         int8_path: The INT8 twin of ``onnx_path``
             (:func:`~mmseg_kdas.deployment.quantize.quantize_onnx`), run by
-            ONNX Runtime as ``('onnxruntime', 'int8')``.
+            ONNX Runtime and OpenVINO as ``(backend, 'int8')``.
 
     Returns:
         Functions of an ``N x H x W x 3`` uint8 batch.
@@ -86,6 +86,9 @@ def backend_runners(model: Optional[torch.nn.Module], onnx_path: str,
         for precision in precisions:
             out['openvino', precision] = OpenVINOPredictor(
                 onnx_path, threads, precision)
+        if int8_path:
+            out['openvino', 'int8'] = OpenVINOPredictor(
+                int8_path, threads, 'int8')
     return out
 
 

@@ -406,11 +406,13 @@ def render_summary_block(results: Optional[dict]) -> str:
     stats = summaries(results)
     sets = results['test_sets']
     seeds = results['protocol']['seeds']
+    init = {True: ' from scratch', False: ' from ImageNet-pretrained '
+            'backbones'}.get(results['protocol'].get('from_scratch'), '')
     lines = [
         f'From [the study](docs/en/study.md) (written {results["date"]} by '
-        '`tools/kd_study.py --cards`): every model trained from scratch at '
+        f'`tools/kd_study.py --cards`): every model trained{init} at '
         f'{results["protocol"]["size"]}x{results["protocol"]["size"]} on '
-        'the PraNet training images not held out for validation, every '
+        'the training images not held out for validation, every '
         'setting chosen on that validation split, the test sets used for '
         f'nothing else; trained on {results["machine"]}. Mean Dice, mean ± '
         f'std over seeds {", ".join(map(str, seeds))} (the teacher: one '
@@ -445,7 +447,7 @@ def render_summary_block(results: Optional[dict]) -> str:
     for ts in sets:
         dice = stats[ts]['mDice']
         closed = {m: g for m, g in dice['gap_closed'].items()
-                  if g is not None}
+                  if g is not None and g > 0}
         if closed:
             best = max(closed, key=closed.get)
             shares.append(

@@ -263,7 +263,7 @@ def format_per_image(tables: Sequence[Tuple[StudyModel, List[dict]]],
                 for s in seeds['student']
             ] + [f'{statistics.mean(diffs.values()):+.4f}' if diffs else '-'
                  ] + (['-', '-'] if test is None else
-                      [f'{test[0]:+.2f}', f'{test[1]:.3f}']))
+                      [f'{test[0]:+.2f}', f'{test[1]:.2g}']))
         lines += ['', '## Mean Dice minus the plain student\'s, paired by '
                   'seed', '', 'Paired t over the seeds (n - 1 degrees of '
                   'freedom) and its two-sided p.', ''] + _table(

@@ -27,7 +27,7 @@ def _fmt_diffs(diffs: Dict[int, float]) -> str:
 
 def _fmt_test(test: Optional[Tuple[float, float]]) -> str:
     """``'+2.31 | 0.082'``: a paired t and its two-sided p, or dashes."""
-    return '- | -' if test is None else f'{test[0]:+.2f} | {test[1]:.3f}'
+    return '- | -' if test is None else f'{test[0]:+.2f} | {test[1]:.2g}'
 
 
 def _head_to_head(args: argparse.Namespace, ts: str,
@@ -330,7 +330,8 @@ def results_summary(args: argparse.Namespace, test_sets: Sequence[str],
         machine=trained_on([teacher_record] + [
             rec for seeds in results.values() for rec in seeds.values()
         ]),
-        protocol=dict(protocol_settings(args), seeds=list(args.seeds)),
+        protocol=dict(protocol_settings(args), seeds=list(args.seeds),
+                      from_scratch=args.from_scratch),
         test_sets=list(test_sets),
         teacher=dict(
             seed=teacher['seed'],

@@ -146,7 +146,12 @@ def load_study(study_file: str,
         raise ProtocolError(f'{where}: the first method must be the plain '
                             "student: dict(name='student', family='student')")
     names = [m[0] for m in args.methods]
-    args.head_to_head = list(cfg.get('head_to_head') or [])
+    args.head_to_head = cfg.get('head_to_head') or []
+    if not isinstance(args.head_to_head, (list, tuple)) or not all(
+            isinstance(n, str) for n in args.head_to_head):
+        raise ProtocolError(f'{where}: head_to_head must be a list of '
+                            f'method names, got {args.head_to_head!r}')
+    args.head_to_head = list(args.head_to_head)
     for name in args.head_to_head:
         if name not in names:
             raise ProtocolError(f'{where}: head_to_head: {name!r} is not a '

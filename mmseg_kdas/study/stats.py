@@ -86,7 +86,8 @@ def paired_t(diffs: Sequence[float]) -> Optional[float]:
 
     Returns:
         The t statistic, or None for fewer than two differences or when
-        they are all equal (no spread to measure the mean against).
+        they are all equal, up to float rounding (no spread to measure the
+        mean against).
     """
     test = paired_test(diffs)
     return None if test is None else test[0]
@@ -96,7 +97,12 @@ def paired_test(diffs: Sequence[float]) -> Optional[Tuple[float, float]]:
     """The paired t of per-seed differences and its two-sided p value
     (:func:`scipy.stats.ttest_1samp` against 0, ``n - 1`` degrees of
     freedom), or None as :func:`paired_t`."""
-    if len(diffs) < 2 or statistics.stdev(diffs) == 0:
+    if len(diffs) < 2:
+        return None
+    # equal differences up to float rounding (0.7 - 0.6 vs 0.8 - 0.7) have
+    # no spread to measure the mean against either
+    scale = max(1.0, max(abs(d) for d in diffs))
+    if statistics.stdev(diffs) <= 1e-12 * scale:
         return None
     test = ttest_1samp(list(diffs), 0.0)
     return float(test.statistic), float(test.pvalue)

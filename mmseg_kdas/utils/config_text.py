@@ -9,6 +9,7 @@ one ``key = <pprint of the value>`` per top-level key instead, which reads
 back to the same dict; any other config goes through ``pretty_text``.
 """
 import ast
+import keyword
 import pprint
 
 from mmengine.config import Config
@@ -37,7 +38,8 @@ def config_text(cfg: Config) -> str:
     lines = []
     for key, value in cfg.to_dict().items():
         text = pprint.pformat(value, width=72, sort_dicts=False)
-        if not key.isidentifier() or not _literal(text, value):
+        if (not key.isidentifier() or keyword.iskeyword(key)
+                or not _literal(text, value)):
             return cfg.pretty_text
         lines.append(f'{key} = {text}')
     return '\n'.join(lines) + '\n'

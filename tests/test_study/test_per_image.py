@@ -156,7 +156,7 @@ def test_markdown_summary_by_hand():
     assert ('| KDAS (paper) | small | +0.1000 | +0.1000 | +0.1000 | - | - |'
             in md)
     assert ('| KDAS (paper) | large | -0.1000 | +0.0000 | -0.0500 | -1.00 | '
-            '0.500 |') in md
+            '0.5 |') in md
     # frame by frame (means over seeds): small 0.6 vs 0.5, large 0.55 vs 0.6
     assert '| KDAS (paper) | 1 / 0 | 0 / 1 |' in md
     assert '| small | 1.000 / 0.000 |' in md

@@ -55,3 +55,33 @@ def test_summarize_gives_the_gap_closed_of_the_means():
     assert stats['paired_t']['KDAS'] == pytest.approx(1.0)
     assert summarize(results, _record(0.63), 'Kvasir/mDice')[
         'gap_closed'] == {'KDAS': None}  # a lead under 0.01
+
+
+def test_paired_test_values_and_rounding_noise():
+    from mmseg_kdas.study.stats import paired_test
+    # mean 2, std 1, n 3: t = 2 / (1 / sqrt 3) = 3.464, two-sided p at 2
+    # degrees of freedom 0.0742
+    t, p = paired_test([1.0, 2.0, 3.0])
+    assert t == pytest.approx(3.4641, abs=1e-4)
+    assert p == pytest.approx(0.0742, abs=1e-4)
+    # equal differences up to float rounding: no spread, no t
+    assert paired_test([0.7 - 0.6, 0.8 - 0.7, 0.5 - 0.4]) is None
+    assert paired_test([0.1]) is None
+
+
+def test_head_to_head_and_ranking():
+    from mmseg_kdas.study.stats import head_to_head, ranking
+
+    def runs(*values):
+        return {s: dict(test={'K/mDice': v}) for s, v in enumerate(values)}
+
+    results = {'student': runs(0.5, 0.6, 0.55), 'A': runs(0.6, 0.7, 0.7),
+               'B': runs(0.55, 0.6, 0.6, 0.9)}  # B has a fourth seed
+    rows = head_to_head(results, 'A', ['student', 'A', 'B'], 'K/mDice')
+    assert [r['other'] for r in rows] == ['student', 'B']  # not itself
+    vs_b = rows[1]
+    assert list(vs_b['diffs']) == [0, 1, 2]  # the seeds both have
+    assert vs_b['mean'] == pytest.approx(0.25 / 3)
+    assert vs_b['t'] is not None and 0 < vs_b['p'] < 1
+    # means: A 0.6667, B 0.6625 (its four seeds), student 0.55
+    assert ranking(results, 'K/mDice') == ['A', 'B', 'student']

@@ -25,9 +25,10 @@ of the speed-up column (teacher first: how much faster the student is
 under the same backend and precision). ``--plain`` also measures the
 export of the modules as trained with the probability map at the model
 size (the graph before the rewrites) for comparison. ``--int8`` also
-measures the INT8 twin of each deployed graph under ONNX Runtime
-(``pytorch2onnx.py --precision int8``: static QDQ, calibrated on
-``--calib-num`` of the config's training images, which must be here).
+measures the INT8 twin of each deployed graph under ONNX Runtime and
+OpenVINO (those of ``--backends``; ``pytorch2onnx.py --precision int8``:
+static QDQ, calibrated on ``--calib-num`` of the config's training images,
+which must be here).
 
 With ``--video`` (or ``--video-from``, which writes a video of the images
 of a folder at ``--video-size``, 25 FPS), ``tools/infer.py`` is run on it
@@ -108,7 +109,8 @@ def parse_args():
     parser.add_argument(
         '--int8',
         action='store_true',
-        help='also measure the INT8 graph under ONNX Runtime (calibrated '
+        help='also measure the INT8 graph under ONNX Runtime and OpenVINO '
+        '(calibrated '
         "on the config's training images)")
     parser.add_argument(
         '--calib-num',
@@ -146,8 +148,9 @@ def parse_args():
         parser.error('give one checkpoint per config (or none)')
     if 1 not in args.batch_sizes:
         parser.error('--batch-sizes must include 1 (the targets are b1)')
-    if args.int8 and 'onnxruntime' not in args.backends:
-        parser.error('--int8 runs under onnxruntime: add it to --backends')
+    if args.int8 and not {'onnxruntime', 'openvino'} & set(args.backends):
+        parser.error('--int8 runs under onnxruntime and openvino: add one '
+                     'to --backends')
     return args
 
 
@@ -313,7 +316,8 @@ def main():
             else:
                 runs.append(((backend, precision),
                              backend_label(backend, precision),
-                             [last['onnx']['deployed']], [
+                             [last['onnx']['int8' if precision == 'int8'
+                                           else 'deployed']], [
                                  '--backend', 'openvino', '--precision',
                                  precision
                              ]))

@@ -4,6 +4,10 @@ Checks a cheaper export (INT8, another input size) of a trained student
 against its float export, frame by frame as ``tools/infer.py`` runs them,
 with PolypMetric's per-image mean Dice (``mmseg_kdas.deployment.accuracy``).
 
+A model is ``FILE.onnx`` (ONNX Runtime) or ``FILE.onnx@BACKEND[:PRECISION]``
+(``tools/infer.py``'s ``--backend`` and ``--precision``, e.g.
+``s128.int8.onnx@openvino:int8`` or ``s128.onnx@openvino:f32``).
+
 Example (a study's student, its float and INT8 exports at 128 and 160 px)::
 
     python tools/analysis_tools/deploy_accuracy.py \\
@@ -20,7 +24,8 @@ from mmseg_kdas.utils.cli import ignore_pkg_resources_warning
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('models', nargs='+',
-                        help='.onnx files; the first is the reference')
+                        help='FILE.onnx[@BACKEND[:PRECISION]]; the first '
+                        'is the reference')
     parser.add_argument('--data-root', required=True,
                         help='a root with TestDataset/<set>/{images,masks}')
     parser.add_argument('--test-sets', nargs='+', required=True)
@@ -37,17 +42,30 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from mmseg_kdas.deployment.accuracy import set_accuracy, test_set_pairs
     from mmseg_kdas.deployment.backends import build_predictor
+    if len(set(args.models)) != len(args.models):
+        raise SystemExit(f'a model is given twice: {args.models}')
+    specs = []
     for model in args.models:
-        if not model.endswith('.onnx') or not osp.isfile(model):
-            raise SystemExit(f'not an .onnx file: {model}')
+        path, _, rest = model.partition('@')
+        backend, _, precision = rest.partition(':')
+        if not path.endswith('.onnx') or not osp.isfile(path):
+            raise SystemExit(f'not an .onnx file: {path} (of {model})')
+        specs.append((model, path, backend or None, precision or None))
     try:
         pairs = {ts: test_set_pairs(args.data_root, ts)
                  for ts in args.test_sets}
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(str(err))
-    predictors = [(m, build_predictor(m, threads=args.threads))
-                  for m in args.models]
-    results = {ts: set_accuracy(predictors, pairs[ts]) for ts in pairs}
+    try:
+        predictors = [(model, build_predictor(
+            path, backend=backend, precision=precision, threads=args.threads))
+            for model, path, backend, precision in specs]
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(str(err))
+    try:
+        results = {ts: set_accuracy(predictors, pairs[ts]) for ts in pairs}
+    except ValueError as err:
+        raise SystemExit(str(err))
     failed = []
     for ts, by_model in results.items():
         print(f'{ts} ({len(pairs[ts])} frames):')
