@@ -59,6 +59,7 @@ def test_summarize_gives_the_gap_closed_of_the_means():
 
 def test_paired_test_values_and_rounding_noise():
     from mmseg_kdas.study.stats import paired_test
+
     # mean 2, std 1, n 3: t = 2 / (1 / sqrt 3) = 3.464, two-sided p at 2
     # degrees of freedom 0.0742
     t, p = paired_test([1.0, 2.0, 3.0])
